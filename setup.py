@@ -1,0 +1,23 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="sklearn-dnn2gp",
+    version="0.1.0",
+    description="Deep networks as Gaussian processes (DNN2GP) as scikit-learn estimators",
+    long_description=open("README.rst").read(),
+    long_description_content_type="text/x-rst",
+    packages=find_packages(include=["sklearn_dnn2gp", "sklearn_dnn2gp.*"]),
+    python_requires=">=3.10",
+    install_requires=[
+        "torch==2.13.0",
+        "scikit-learn>=1.6",
+        "numpy>=1.24",
+        "scipy>=1.10",
+        "joblib>=1.3",
+    ],
+    extras_require={
+        "plot": ["matplotlib>=3.7"],
+        "test": ["pytest>=7", "pandas>=2.0", "matplotlib>=3.7"],
+    },
+    license="BSD-3-Clause",
+)

@@ -1,0 +1,6 @@
+"""Deep networks as Gaussian processes (DNN2GP), as scikit-learn estimators."""
+
+from ._regressor import DNN2GPRegressor
+
+__all__ = ["DNN2GPRegressor"]
+__version__ = "0.1.0"

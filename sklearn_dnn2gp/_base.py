@@ -1,0 +1,212 @@
+"""The estimator skeleton shared by the regressor and the classifier:
+validate -> train -> curvature -> posterior, and the Jacobian-based views."""
+
+import copy
+from numbers import Integral, Real
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+
+from ._curvature import output_and_jacobian, whitened_jacobians
+from ._gp import ntk
+from ._network import flat_parameters, make_mlp
+from ._posterior import DiagPosterior, FullPosterior
+from ._training import train_map
+from ._utils import batches, make_generator, resolve_device, resolve_dtype, to_numpy, to_tensor
+
+# Full batch up to this many examples when batch_size='auto' (the objective is a sum,
+# so a full batch is exact and deterministic).
+_AUTO_FULL_BATCH = 4096
+_AUTO_BATCH = 256
+_CHUNK = 1000
+
+
+def _check_hidden_layer_sizes(sizes):
+    if isinstance(sizes, Integral):
+        sizes = (sizes,)
+    sizes = tuple(sizes)
+    if not all(isinstance(s, Integral) and s >= 1 for s in sizes):
+        raise ValueError(
+            "hidden_layer_sizes must be a tuple of positive integers (or () for a "
+            f"linear model), got {sizes!r}."
+        )
+    return tuple(int(s) for s in sizes)
+
+
+class BaseDNN2GP(BaseEstimator):
+    """Shared machinery; not for direct use."""
+
+    _parameter_constraints = {
+        "hidden_layer_sizes": [Interval(Integral, 1, None, closed="left"), "array-like"],
+        "activation": [StrOptions({"tanh", "relu", "sigmoid", "identity"})],
+        "prior_precision": [Interval(Real, 0, None, closed="neither")],
+        "posterior": [StrOptions({"full", "diag"})],
+        "solver": [StrOptions({"adam", "lbfgs"})],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
+        "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "random_state": ["random_state"],
+        "device": [str, torch.device],
+        "dtype": [StrOptions({"float64", "float32"})],
+        "verbose": ["verbose"],
+    }
+
+    # ----------------------------------------------------------------- fitting
+    def _fit(self, X, y, sample_weight):
+        hidden = _check_hidden_layer_sizes(self.hidden_layer_sizes)
+        X, y = validate_data(self, X, y, **self._data_checks())
+        weights = None
+        if sample_weight is not None:
+            weights = _check_sample_weight(sample_weight, X, dtype=np.float64,
+                                           ensure_non_negative=True)
+        device, dtype = resolve_device(self.device), resolve_dtype(self.dtype)
+        generator = make_generator(self.random_state)
+        y_t, likelihood, n_outputs = self._encode_targets(y, dtype, device)
+        X_t = to_tensor(X, dtype, device)
+        w_t = None if weights is None else to_tensor(weights, dtype, device)
+        n = X.shape[0]
+        if self.batch_size == "auto":
+            batch_size = n if n <= _AUTO_FULL_BATCH else _AUTO_BATCH
+        else:
+            batch_size = min(self.batch_size, n)
+
+        module = make_mlp(X.shape[1], hidden, n_outputs, self.activation, dtype=dtype,
+                          device=device, generator=generator)
+        self.loss_curve_, self.n_iter_ = train_map(
+            module, likelihood, X_t, y_t, w_t, prior_precision=self.prior_precision,
+            solver=self.solver, max_iter=self.max_iter, learning_rate=self.learning_rate_init,
+            batch_size=batch_size, tol=self.tol, n_iter_no_change=self.n_iter_no_change,
+            generator=generator, verbose=self.verbose,
+        )
+        self.module_ = module.eval()
+        for p in module.parameters():
+            p.requires_grad_(False)
+        self._laplace(likelihood, X_t, y_t, w_t)
+        self.log_marginal_likelihood_ = float(self.log_marginal_likelihood())
+        return self
+
+    def _laplace(self, likelihood, X, y, weights):
+        """One pass over the data: GGN (or whitened Jacobian), log-likelihood and
+        whatever the subclass accumulates; then the posterior."""
+        mean = flat_parameters(self.module_).to(torch.float64)
+        n_params = mean.numel()
+        n_rows = X.shape[0] * self._n_outputs
+        full = self.posterior == "full"
+        function_space = full and n_rows < n_params
+        curvature, rows = None, []
+        stats = {"log_likelihood": torch.zeros((), dtype=torch.float64, device=mean.device)}
+        for sl, f, J, M in whitened_jacobians(self.module_, likelihood, X, weights):
+            w_batch = None if weights is None else weights[sl]
+            Mf = M.reshape(-1, n_params).to(torch.float64)
+            if function_space:
+                rows.append(Mf)
+            else:
+                term = Mf.T @ Mf if full else (Mf**2).sum(0)
+                curvature = term if curvature is None else curvature + term
+            stats["log_likelihood"] -= likelihood.loss(f, y[sl], w_batch).to(torch.float64)
+            self._accumulate(stats, f, J, M, y[sl], w_batch, likelihood, mean)
+        if function_space:
+            self.posterior_ = FullPosterior.from_whitened_jacobian(
+                mean, torch.cat(rows), self.prior_precision)
+        elif full:
+            self.posterior_ = FullPosterior.from_ggn(mean, curvature, self.prior_precision)
+        else:
+            self.posterior_ = DiagPosterior(mean, self.prior_precision, curvature)
+        self._finalize_stats(stats)
+
+    def _accumulate(self, stats, f, J, M, y, weights, likelihood, mean):
+        """Hook: add per-batch statistics the subclass's evidence needs."""
+
+    def _finalize_stats(self, stats):
+        self._log_likelihood = stats["log_likelihood"]
+
+    # -------------------------------------------------------- jacobian views
+    def _jacobian_chunks(self, X):
+        """Yield ``(f, J)`` for ``X`` in chunks, on the module's device."""
+        param = next(self.module_.parameters())
+        X_t = to_tensor(X, param.dtype, param.device)
+        for sl in batches(X_t.shape[0], _CHUNK):
+            yield output_and_jacobian(self.module_, X_t[sl])
+
+    def _latent(self, X):
+        """Network outputs (n, K) and latent covariances ``J Sigma J^T`` (n, K, K)."""
+        outputs, variances = [], []
+        for f, J in self._jacobian_chunks(X):
+            outputs.append(f.to(torch.float64))
+            variances.append(self.posterior_.functional_variance(J))
+        return torch.cat(outputs), torch.cat(variances)
+
+    def _jacobian(self, X):
+        return torch.cat([J for _, J in self._jacobian_chunks(X)])
+
+    def features(self, X):
+        """The DNN2GP feature map ``phi(x) = J(x)^T`` at the trained weights.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        features : ndarray of shape (n_samples, n_outputs, n_parameters)
+            Per-example Jacobians of the network outputs with respect to all
+            parameters (in module order).
+        """
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False)
+        return to_numpy(self._jacobian(X))
+
+    def kernel(self, X, Y=None, mode="trace"):
+        """The neural tangent kernel ``J(x) J(x')^T`` of the trained network.
+
+        The DNN2GP prior covariance is this kernel divided by
+        ``prior_precision``; it is returned without that factor.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples_X, n_features)
+        Y : array-like of shape (n_samples_Y, n_features), default=None
+            Defaults to ``X``.
+        mode : {'trace', 'full', 'sum'}, default='trace'
+            ``'trace'``: ``tr(J(x_i) J(y_j)^T)``, the sum of the per-output
+            kernels, shape (n_samples_X, n_samples_Y). ``'full'``: all
+            ``K x K`` blocks, shape (n_samples_X * K, n_samples_Y * K), rows
+            ordered example-major. ``'sum'``: the sum of every block's entries.
+
+        Returns
+        -------
+        K : ndarray
+        """
+        check_is_fitted(self)
+        if mode not in ("trace", "full", "sum"):
+            raise ValueError(f"mode must be 'trace', 'full' or 'sum', got {mode!r}.")
+        X = validate_data(self, X, reset=False)
+        JX = self._jacobian(X)
+        JY = JX if Y is None else self._jacobian(validate_data(self, Y, reset=False))
+        return to_numpy(ntk(JX, JY, mode))
+
+    # --------------------------------------------------------------- pickling
+    def __getstate__(self):
+        # Tensors go to the CPU so that a model fitted on a GPU unpickles anywhere.
+        state = super().__getstate__()
+        for key, value in state.items():
+            if isinstance(value, torch.nn.Module):
+                state[key] = copy.deepcopy(value).cpu()
+            elif isinstance(value, torch.Tensor):
+                state[key] = value.cpu()
+            elif isinstance(value, (FullPosterior, DiagPosterior)):
+                moved = copy.copy(value)
+                for name, attr in vars(value).items():
+                    if isinstance(attr, torch.Tensor):
+                        setattr(moved, name, attr.cpu())
+                state[key] = moved
+        return state
+
+    @property
+    def _n_outputs(self):
+        return self.module_[-1].out_features

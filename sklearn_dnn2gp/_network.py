@@ -1,0 +1,60 @@
+"""The network: an MLP factory and the flat parameter vector <-> module maps."""
+
+import math
+
+import torch
+from torch import nn
+
+ACTIVATIONS = {
+    "tanh": nn.Tanh,
+    "relu": nn.ReLU,
+    "sigmoid": nn.Sigmoid,
+    "identity": nn.Identity,
+}
+
+
+def make_mlp(n_inputs, hidden_layer_sizes, n_outputs, activation, *, dtype, device,
+             generator):
+    """Build ``Linear -> act -> ... -> Linear`` and initialise it from ``generator``.
+
+    Initialisation follows torch's default for ``nn.Linear`` (uniform in
+    +-1/sqrt(fan_in) for weights and biases) but draws from the local CPU
+    generator, so a CPU and a GPU fit with the same seed start identically.
+    ``hidden_layer_sizes=()`` gives a linear model.
+    """
+    sizes = [n_inputs, *hidden_layer_sizes, n_outputs]
+    layers = []
+    for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(nn.Linear(fan_in, fan_out, dtype=dtype))
+        if i < len(sizes) - 2:
+            layers.append(ACTIVATIONS[activation]())
+    module = nn.Sequential(*layers)
+    with torch.no_grad():
+        for layer in module:
+            if isinstance(layer, nn.Linear):
+                bound = 1.0 / math.sqrt(layer.in_features)
+                for param in (layer.weight, layer.bias):
+                    param.copy_(
+                        torch.empty(param.shape, dtype=dtype).uniform_(
+                            -bound, bound, generator=generator
+                        )
+                    )
+    return module.to(device)
+
+
+def n_parameters(module):
+    return sum(p.numel() for p in module.parameters())
+
+
+def flat_parameters(module):
+    """All parameters in module order as one detached vector."""
+    return torch.cat([p.detach().reshape(-1) for p in module.parameters()])
+
+
+def set_flat_parameters(module, vector):
+    """Write ``vector`` into the parameters of ``module`` (in place, no grad)."""
+    offset = 0
+    with torch.no_grad():
+        for p in module.parameters():
+            p.copy_(vector[offset:offset + p.numel()].view_as(p))
+            offset += p.numel()

@@ -1,0 +1,332 @@
+"""DNN2GPRegressor: an MLP trained to the MAP, with its Laplace-GGN posterior and GP view."""
+
+from numbers import Real
+
+import numpy as np
+import torch
+from sklearn.base import RegressorMixin, _fit_context
+from sklearn.utils._param_validation import Interval
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from ._base import BaseDNN2GP
+from ._evidence import gaussian_log_evidence, gaussian_log_likelihood, laplace_log_evidence
+from ._gp import gaussian_transformed_targets
+from ._likelihoods import Gaussian
+from ._utils import batches, to_numpy, to_tensor
+
+
+class DNN2GPRegressor(RegressorMixin, BaseDNN2GP):
+    """Neural-network regression with the uncertainty of its DNN2GP Gaussian process.
+
+    ``fit`` trains a multi-layer perceptron ``f_w`` to the minimum of the summed
+    objective ``sum_i w_i l(y_i, f_w(x_i)) + prior_precision / 2 |w|^2`` with the
+    Gaussian negative log-likelihood ``l`` of noise std ``noise_std``, then forms
+    the Laplace posterior ``N(w*, (G + prior_precision I)^-1)`` with the
+    generalized Gauss-Newton ``G = sum_i J_i^T Lambda_i J_i``. This posterior is
+    exactly that of a Gaussian process whose kernel is the network's neural
+    tangent kernel ``J(x) J(x')^T / prior_precision`` (Khan et al., 2019,
+    "Approximate Inference Turns Deep Networks into Gaussian Processes").
+
+    Parameters
+    ----------
+    hidden_layer_sizes : tuple of int, default=(50,)
+        Widths of the hidden layers; ``()`` gives a linear model (Bayesian
+        linear regression).
+    activation : {'tanh', 'relu', 'sigmoid', 'identity'}, default='tanh'
+        Hidden-layer nonlinearity.
+    prior_precision : float, default=1.0
+        Precision ``delta`` of the isotropic Gaussian prior on all weights and
+        biases.
+    noise_std : float or array-like of shape (n_targets,), default=1.0
+        Standard deviation ``sigma`` of the Gaussian observation noise, in the
+        units of ``y``; one value per target for multi-output ``y``.
+    posterior : {'full', 'diag'}, default='full'
+        Structure of the GGN. ``'full'`` is exact; ``'diag'`` keeps the
+        diagonal only (for large networks).
+    solver : {'lbfgs', 'adam'}, default='lbfgs'
+        Optimiser of the MAP objective. L-BFGS on the full batch reaches a
+        stationary point, which is where the Laplace and GP views coincide.
+    max_iter : int, default=1000
+        Iterations of L-BFGS, or epochs of Adam.
+    learning_rate_init : float, default=1e-2
+        Adam's step size (unused by L-BFGS).
+    batch_size : int or 'auto', default='auto'
+        Adam's minibatch size; 'auto' uses the full batch up to 4096 examples
+        and 256 beyond.
+    tol : float, default=1e-5
+        L-BFGS stops when the largest gradient entry of the summed objective
+        is below ``tol``; Adam stops when the objective per unit of sample
+        weight improves by less than ``tol`` for ``n_iter_no_change`` epochs.
+    n_iter_no_change : int, default=10
+        Patience of Adam's stopping rule.
+    random_state : int, RandomState instance or None, default=None
+        Seeds a local ``torch.Generator`` for the initial weights and the
+        minibatch order; the global torch seed is never used.
+    device : {'auto', 'cpu', 'cuda'} or torch.device, default='auto'
+        Where to train; 'auto' takes CUDA when available. Fitted tensors are
+        moved to the CPU when pickled.
+    dtype : {'float64', 'float32'}, default='float64'
+        Precision of the network. Curvature, posterior and evidence are always
+        computed in float64.
+    verbose : int, default=0
+        Print the objective during training.
+
+    Attributes
+    ----------
+    module_ : torch.nn.Module
+        The trained network.
+    posterior_ : object
+        The Gaussian weight posterior (mean and curvature factorisation).
+    noise_std_ : ndarray of shape (n_targets,)
+        The noise standard deviations used.
+    log_marginal_likelihood_ : float
+        Log evidence of the training targets: the GP evidence of the
+        transformed targets for ``posterior='full'``, the Laplace-GGN
+        evidence with the diagonal GGN for ``posterior='diag'``.
+    loss_curve_ : list of float
+        Summed objective per Adam epoch or per L-BFGS function evaluation.
+    n_iter_ : int
+        Iterations (L-BFGS) or epochs (Adam) run.
+    n_features_in_ : int
+        Number of features seen during fit.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of features seen during fit, when ``X`` has string column names.
+
+    See Also
+    --------
+    DNN2GPClassifier : The classification counterpart.
+    sklearn.gaussian_process.GaussianProcessRegressor : A GP with a fixed kernel.
+
+    References
+    ----------
+    M. E. Khan, A. Immer, E. Abedi, M. Korzepa. Approximate Inference Turns Deep
+    Networks into Gaussian Processes. NeurIPS 2019.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_dnn2gp import DNN2GPRegressor
+    >>> rng = np.random.RandomState(0)
+    >>> X = rng.uniform(-3, 3, size=(60, 1))
+    >>> y = np.sin(X[:, 0]) + 0.1 * rng.randn(60)
+    >>> reg = DNN2GPRegressor(hidden_layer_sizes=(20,), noise_std=0.1,
+    ...                       random_state=0).fit(X, y)
+    >>> mean, std = reg.predict(np.array([[0.0], [8.0]]), return_std=True)
+    >>> bool(std[1] > std[0])
+    True
+    """
+
+    _parameter_constraints = {
+        **BaseDNN2GP._parameter_constraints,
+        "noise_std": [Interval(Real, 0, None, closed="neither"), "array-like"],
+    }
+
+    def __init__(self, hidden_layer_sizes=(50,), activation="tanh", prior_precision=1.0,
+                 noise_std=1.0, posterior="full", solver="lbfgs", max_iter=1000,
+                 learning_rate_init=1e-2, batch_size="auto", tol=1e-5, n_iter_no_change=10,
+                 random_state=None, device="auto", dtype="float64", verbose=0):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.prior_precision = prior_precision
+        self.noise_std = noise_std
+        self.posterior = posterior
+        self.solver = solver
+        self.max_iter = max_iter
+        self.learning_rate_init = learning_rate_init
+        self.batch_size = batch_size
+        self.tol = tol
+        self.n_iter_no_change = n_iter_no_change
+        self.random_state = random_state
+        self.device = device
+        self.dtype = dtype
+        self.verbose = verbose
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        return tags
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y, sample_weight=None):
+        """Train the network and build its posterior and GP view.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_targets)
+        sample_weight : array-like of shape (n_samples,), default=None
+            Multiplies each example's loss and GGN term, so integer weights
+            equal repeated rows.
+
+        Returns
+        -------
+        self : object
+        """
+        return self._fit(X, y, sample_weight)
+
+    def _data_checks(self):
+        return {"multi_output": True, "y_numeric": True}
+
+    def _encode_targets(self, y, dtype, device):
+        self._y_is_1d = y.ndim == 1
+        Y = y.reshape(y.shape[0], -1)
+        n_targets = Y.shape[1]
+        noise_std = _check_noise_std(self.noise_std, n_targets)
+        self.noise_std_ = noise_std
+        return to_tensor(Y, dtype, device), Gaussian(to_tensor(noise_std, dtype, device)), n_targets
+
+    def _accumulate(self, stats, f, J, M, y, weights, likelihood, mean):
+        # Whitened transformed targets u_i = sqrt(w_i) y~_i / sigma and b = M^T u
+        # carry the GP evidence at any (delta, noise scale).
+        y_tilde = gaussian_transformed_targets(f, J, mean, y)
+        u = likelihood.whiten(f, y_tilde)
+        residual2 = (y - f) ** 2
+        if weights is not None:
+            u = u * torch.sqrt(weights)[:, None]
+            residual2 = residual2 * weights[:, None]
+        Mf = M.reshape(-1, M.shape[-1]).to(torch.float64)
+        uf = u.reshape(-1).to(torch.float64)
+        for key, value in (("b", Mf.T @ uf), ("sq_norm", uf @ uf),
+                           ("rss", residual2.sum(0).to(torch.float64))):
+            stats[key] = value if key not in stats else stats[key] + value
+        weight = y.shape[0] if weights is None else weights.sum()
+        stats["sum_weights"] = stats.get("sum_weights", 0.0) + float(weight)
+
+    def _finalize_stats(self, stats):
+        super()._finalize_stats(stats)
+        self._sq_norm = stats["sq_norm"]
+        self._rss = stats["rss"]
+        self._sum_weights = stats["sum_weights"]
+        self._b = stats["b"]
+        if self.posterior == "full":
+            self._coords = self.posterior_.spectral_coordinates(stats["b"])
+
+    def log_marginal_likelihood(self, prior_precision=None, noise_std=None):
+        """Log evidence at other hyperparameters, without retraining.
+
+        The network, its Jacobians and the transformed targets stay those of
+        the fit; only ``delta`` and the noise change. The posterior's
+        eigendecomposition is reused, so each call costs O(P) (or O(N K)).
+
+        Parameters
+        ----------
+        prior_precision : float, default=None
+            ``delta``; defaults to the fitted one.
+        noise_std : float or array-like of shape (n_targets,), default=None
+            Defaults to ``noise_std_``. For multi-output models it must be
+            proportional to ``noise_std_`` (one common factor), since other
+            changes need the per-output curvature again.
+
+        Returns
+        -------
+        log_marginal_likelihood : float
+        """
+        check_is_fitted(self)
+        delta = self.prior_precision if prior_precision is None else float(prior_precision)
+        if not (np.isfinite(delta) and delta > 0):
+            raise ValueError(f"prior_precision must be a positive float, got {prior_precision!r}.")
+        sigma = self.noise_std_ if noise_std is None else _check_noise_std(
+            noise_std, self.noise_std_.size)
+        ratio = sigma / self.noise_std_
+        if not np.allclose(ratio, ratio[0], rtol=1e-12, atol=0):
+            raise ValueError(
+                "noise_std must be proportional to the fitted noise_std_ to re-evaluate "
+                "the evidence without refitting; refit with the new noise_std instead."
+            )
+        posterior = self.posterior_.with_hyperparameters(delta, 1.0 / ratio[0] ** 2)
+        sum_log_noise = self._sum_weights * float(np.log(sigma).sum())
+        if self.posterior == "full":
+            value = gaussian_log_evidence(
+                posterior, self._sq_norm, self._coords,
+                self._sum_weights * sigma.size, sum_log_noise)
+        else:
+            log_lik = gaussian_log_likelihood(self._rss, self._sum_weights, sigma)
+            value = laplace_log_evidence(log_lik, posterior.mean, posterior)
+        return float(value)
+
+    def predict(self, X, return_std=False, return_cov=False):
+        """Predict with the trained network and, optionally, the DNN2GP uncertainty.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        return_std : bool, default=False
+            Also return the predictive standard deviation of ``y``:
+            ``sqrt(J Sigma J^T + sigma^2)``.
+        return_cov : bool, default=False
+            Also return the predictive covariance of ``y`` over the points of
+            ``X`` (per target, as GaussianProcessRegressor does).
+
+        Returns
+        -------
+        y_mean : ndarray of shape (n_samples,) or (n_samples, n_targets)
+            The network output ``f_{w*}(x)``.
+        y_std : ndarray, same shape as ``y_mean``
+            Only when ``return_std`` is True.
+        y_cov : ndarray of shape (n_samples, n_samples) or (n_samples, n_samples, n_targets)
+            Only when ``return_cov`` is True.
+        """
+        if return_std and return_cov:
+            raise RuntimeError("At most one of return_std or return_cov can be requested.")
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False)
+        if return_cov:
+            J = self._jacobian(X)
+            mean = self._forward(X)
+            cov = self.posterior_.functional_covariance(J)
+            n, k = mean.shape
+            cov = to_numpy(cov).reshape(n, k, n, k)
+            cov = np.stack([cov[:, j, :, j] for j in range(k)], axis=-1)
+            cov = cov + np.eye(n)[:, :, None] * self.noise_std_**2
+            return self._shape(mean), cov[:, :, 0] if self._y_is_1d else cov
+        if return_std:
+            f, latent = self._latent(X)
+            var = torch.diagonal(latent, dim1=1, dim2=2)
+            std = np.sqrt(to_numpy(var) + self.noise_std_**2)
+            return self._shape(to_numpy(f)), self._shape(std)
+        return self._shape(self._forward(X))
+
+    def predict_uncertainty(self, X):
+        """The two components of the predictive variance of ``y``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        epistemic : ndarray of shape (n_samples,) or (n_samples, n_targets)
+            ``diag(J(x) Sigma J(x)^T)``, the variance from the weight posterior.
+        aleatoric : ndarray, same shape
+            ``sigma^2``, the observation noise.
+        """
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False)
+        _, latent = self._latent(X)
+        epistemic = to_numpy(torch.diagonal(latent, dim1=1, dim2=2))
+        aleatoric = np.broadcast_to(self.noise_std_**2, epistemic.shape).copy()
+        return self._shape(epistemic), self._shape(aleatoric)
+
+    def _forward(self, X):
+        param = next(self.module_.parameters())
+        X_t = to_tensor(X, param.dtype, param.device)
+        with torch.no_grad():
+            out = [self.module_(X_t[sl]) for sl in batches(X_t.shape[0], 4096)]
+        return to_numpy(torch.cat(out).to(torch.float64))
+
+    def _shape(self, array):
+        return array[:, 0] if self._y_is_1d else array
+
+
+def _check_noise_std(noise_std, n_targets):
+    sigma = np.asarray(noise_std, dtype=np.float64)
+    if sigma.ndim == 0:
+        sigma = np.full(n_targets, float(sigma))
+    if sigma.shape != (n_targets,):
+        raise ValueError(
+            f"noise_std must be a float or have one value per target ({n_targets}), "
+            f"got shape {sigma.shape}."
+        )
+    if not np.all(np.isfinite(sigma) & (sigma > 0)):
+        raise ValueError(f"noise_std must be positive and finite, got {noise_std!r}.")
+    return sigma

@@ -1,0 +1,53 @@
+"""Small helpers: random state, device and dtype resolution, tensor conversion."""
+
+import numpy as np
+import torch
+from sklearn.utils import check_random_state
+
+_DTYPES = {"float64": torch.float64, "float32": torch.float32}
+
+
+def make_generator(random_state):
+    """Return a CPU ``torch.Generator`` seeded from a scikit-learn ``random_state``.
+
+    The generator is local: the process-wide torch seed is never touched, so
+    fitting an estimator does not change anybody else's random stream.
+    """
+    seed = int(check_random_state(random_state).randint(0, 2**31 - 1))
+    generator = torch.Generator(device="cpu")
+    generator.manual_seed(seed)
+    return generator
+
+
+def resolve_device(device):
+    """Map the ``device`` parameter ('auto', 'cpu', 'cuda', a torch.device) to a device."""
+    if isinstance(device, torch.device):
+        return device
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    resolved = torch.device(device)
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(
+            f"device={device!r} was requested but CUDA is not available; "
+            "use device='auto' or 'cpu'."
+        )
+    return resolved
+
+
+def resolve_dtype(dtype):
+    return _DTYPES[dtype]
+
+
+def to_tensor(array, dtype, device):
+    """Copy a numpy array into a tensor (copying also handles read-only memmaps)."""
+    return torch.tensor(np.asarray(array), dtype=dtype, device=device)
+
+
+def to_numpy(tensor):
+    return tensor.detach().cpu().numpy()
+
+
+def batches(n, batch_size):
+    """Yield slices covering ``range(n)`` in order, ``batch_size`` at a time."""
+    for start in range(0, n, batch_size):
+        yield slice(start, min(start + batch_size, n))
