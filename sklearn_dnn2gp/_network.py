@@ -4,6 +4,7 @@ import math
 
 import torch
 from torch import nn
+from torch.nn.utils import skip_init
 
 ACTIVATIONS = {
     "tanh": nn.Tanh,
@@ -25,7 +26,8 @@ def make_mlp(n_inputs, hidden_layer_sizes, n_outputs, activation, *, dtype, devi
     sizes = [n_inputs, *hidden_layer_sizes, n_outputs]
     layers = []
     for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
-        layers.append(nn.Linear(fan_in, fan_out, dtype=dtype))
+        # skip_init: torch's own initialisation would draw from the global RNG.
+        layers.append(skip_init(nn.Linear, fan_in, fan_out, dtype=dtype))
         if i < len(sizes) - 2:
             layers.append(ACTIVATIONS[activation]())
     module = nn.Sequential(*layers)

@@ -46,7 +46,7 @@ class DNN2GPRegressor(RegressorMixin, BaseDNN2GP):
     solver : {'lbfgs', 'adam'}, default='lbfgs'
         Optimiser of the MAP objective. L-BFGS on the full batch reaches a
         stationary point, which is where the Laplace and GP views coincide.
-    max_iter : int, default=1000
+    max_iter : int, default=5000
         Iterations of L-BFGS, or epochs of Adam.
     learning_rate_init : float, default=1e-2
         Adam's step size (unused by L-BFGS).
@@ -122,7 +122,7 @@ class DNN2GPRegressor(RegressorMixin, BaseDNN2GP):
     }
 
     def __init__(self, hidden_layer_sizes=(50,), activation="tanh", prior_precision=1.0,
-                 noise_std=1.0, posterior="full", solver="lbfgs", max_iter=1000,
+                 noise_std=1.0, posterior="full", solver="lbfgs", max_iter=5000,
                  learning_rate_init=1e-2, batch_size="auto", tol=1e-5, n_iter_no_change=10,
                  random_state=None, device="auto", dtype="float64", verbose=0):
         self.hidden_layer_sizes = hidden_layer_sizes
