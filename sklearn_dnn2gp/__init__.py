@@ -1,6 +1,7 @@
 """Deep networks as Gaussian processes (DNN2GP), as scikit-learn estimators."""
 
+from ._classifier import DNN2GPClassifier
 from ._regressor import DNN2GPRegressor
 
-__all__ = ["DNN2GPRegressor"]
+__all__ = ["DNN2GPClassifier", "DNN2GPRegressor"]
 __version__ = "0.1.0"

@@ -1,6 +1,6 @@
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from sklearn_dnn2gp import DNN2GPRegressor
+from sklearn_dnn2gp import DNN2GPClassifier, DNN2GPRegressor
 
 
 def _expected_failed_checks(estimator):
@@ -19,6 +19,9 @@ def _expected_failed_checks(estimator):
     [
         DNN2GPRegressor(random_state=0),
         DNN2GPRegressor(hidden_layer_sizes=(8,), solver="adam", max_iter=50, random_state=0),
+        DNN2GPClassifier(random_state=0),
+        DNN2GPClassifier(hidden_layer_sizes=(8,), posterior="diag", link_approximation="mc",
+                         random_state=0),
     ],
     expected_failed_checks=_expected_failed_checks,
 )

@@ -1,0 +1,261 @@
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from sklearn.datasets import make_blobs, make_moons
+
+from sklearn_dnn2gp import DNN2GPClassifier
+from sklearn_dnn2gp._curvature import whitened_jacobians
+from sklearn_dnn2gp._likelihoods import Bernoulli, Categorical
+from sklearn_dnn2gp._posterior import FullPosterior
+
+
+def _softmax(z):
+    z = z - z.max(1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(1, keepdims=True)
+
+
+def _newton_softmax_regression(X, y, n_classes, delta, binary):
+    """Laplace for logistic / softmax regression by Newton's method, in numpy.
+
+    Parameters are laid out as torch's Linear: weight (K, d) row-major, then bias (K).
+    Returns the MAP, the Hessian of the negative log joint at the MAP and the
+    log evidence ``log p(y|w) + log p(w) + P/2 log 2 pi - 1/2 log|H|``.
+    """
+    n, d = X.shape
+    K = 1 if binary else n_classes
+
+    def jac(i):  # (K, P)
+        J = np.zeros((K, K * (d + 1)))
+        for k in range(K):
+            J[k, k * d:(k + 1) * d] = X[i]
+            J[k, K * d + k] = 1.0
+        return J
+
+    Js = np.stack([jac(i) for i in range(n)])
+    P = Js.shape[2]
+    w = np.zeros(P)
+    for _ in range(100):
+        f = Js @ w
+        if binary:
+            p = 1 / (1 + np.exp(-f[:, 0]))
+            r = (p - y)[:, None]
+            lam = (p * (1 - p))[:, None, None]
+        else:
+            p = _softmax(f)
+            r = p - np.eye(K)[y]
+            lam = np.einsum("nk,kl->nkl", p, np.eye(K)) - p[:, :, None] * p[:, None, :]
+        grad = np.einsum("nkp,nk->p", Js, r) + delta * w
+        H = np.einsum("nkp,nkl,nlq->pq", Js, lam, Js) + delta * np.eye(P)
+        step = np.linalg.solve(H, grad)
+        w -= step
+        if np.abs(step).max() < 1e-13:
+            break
+    f = Js @ w
+    if binary:
+        log_lik = np.sum(y * f[:, 0] - np.logaddexp(0, f[:, 0]))
+    else:
+        log_lik = np.sum(f[np.arange(n), y] - np.logaddexp.reduce(f, axis=1))
+    _, logdet = np.linalg.slogdet(H)
+    evidence = log_lik - 0.5 * delta * w @ w + 0.5 * P * np.log(delta) - 0.5 * logdet
+    return w, H, evidence, jac
+
+
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_linear_model_is_laplace_logistic_regression(n_classes):
+    X, y = make_blobs(60, centers=n_classes, cluster_std=3.0, random_state=0)
+    delta = 0.5
+    clf = DNN2GPClassifier(hidden_layer_sizes=(), prior_precision=delta, tol=1e-11,
+                           random_state=0).fit(X, y)
+    w, H, evidence, _ = _newton_softmax_regression(X, y, n_classes, delta, n_classes == 2)
+    np.testing.assert_allclose(clf.posterior_.mean.numpy(), w, rtol=1e-6, atol=1e-8)
+    cov = clf.posterior_.covariance().numpy()
+    np.testing.assert_allclose(cov, np.linalg.inv(H), rtol=1e-6, atol=1e-10)
+    np.testing.assert_allclose(clf.log_marginal_likelihood_, evidence, rtol=1e-6)
+
+    X_test = np.array([[0.0, 0.0], [20.0, -20.0], [5.0, 3.0]])
+    K = 1 if n_classes == 2 else n_classes
+    Phi = np.hstack([X_test, np.ones((3, 1))])
+    Jt = np.stack([np.kron(np.eye(K), phi[None, :-1]) for phi in Phi])
+    Jt = np.concatenate([Jt, np.broadcast_to(np.eye(K), (3, K, K))], axis=2)
+    expected_var = Jt @ np.linalg.inv(H) @ Jt.transpose(0, 2, 1)
+    _, var = clf.predict_latent(X_test)
+    np.testing.assert_allclose(var, expected_var, rtol=1e-6)
+
+    # Re-evaluating the evidence at another delta keeps w* and G: check by hand.
+    G = H - delta * np.eye(len(w))
+    log_det_H = np.linalg.slogdet(H)[1]
+    log_lik = evidence + 0.5 * delta * w @ w - 0.5 * len(w) * np.log(delta) + 0.5 * log_det_H
+    for new in (0.01, 7.0):
+        expected = (log_lik - 0.5 * new * w @ w + 0.5 * len(w) * np.log(new)
+                    - 0.5 * np.linalg.slogdet(G + new * np.eye(len(w)))[1])
+        np.testing.assert_allclose(clf.log_marginal_likelihood(new), expected, rtol=1e-6)
+
+
+@pytest.mark.parametrize("likelihood, n_out, hidden", [(Bernoulli(), 1, (6,)),
+                                                      (Categorical(), 4, (12,))])
+def test_weight_and_function_space_epistemic_variances_agree(likelihood, n_out, hidden):
+    X, y = make_blobs(15, centers=max(n_out, 2), random_state=1)
+    clf = DNN2GPClassifier(hidden_layer_sizes=hidden, random_state=0, max_iter=300).fit(X, y)
+    Xt = torch.tensor(X)
+    M = torch.cat([M.reshape(-1, M.shape[-1]) for *_, M in
+                   whitened_jacobians(clf.module_, likelihood, Xt)])
+    mean = clf.posterior_.mean
+    weight = FullPosterior.from_ggn(mean, M.T @ M, 1.0)
+    function = FullPosterior.from_whitened_jacobian(mean, M, 1.0)
+    J = torch.tensor(clf.features(X + 3.0))
+    np.testing.assert_allclose(weight.functional_variance(J), function.functional_variance(J),
+                               rtol=1e-8, atol=1e-12)
+    np.testing.assert_allclose(weight.log_det_ratio(), function.log_det_ratio(), rtol=1e-10)
+    # The estimator picked the function space (N K < P) and matches both.
+    assert clf.posterior_.space == "function"
+    _, var = clf.predict_latent(X + 3.0)
+    np.testing.assert_allclose(var, weight.functional_variance(J), rtol=1e-8, atol=1e-12)
+
+
+def test_string_labels_binary_and_multiclass():
+    X, y = make_blobs(90, centers=3, random_state=0)
+    names = np.array(["cat", "dog", "emu"])[y]
+    clf = DNN2GPClassifier(hidden_layer_sizes=(10,), random_state=0).fit(X, names)
+    assert list(clf.classes_) == ["cat", "dog", "emu"]
+    assert clf.score(X, names) > 0.9
+    assert clf.predict_proba(X).shape == (90, 3)
+    assert clf.decision_function(X).shape == (90, 3)
+    binary = clf.fit(X[y < 2], names[y < 2])
+    assert binary.module_[-1].out_features == 1
+    assert binary.decision_function(X).shape == (90,)
+    np.testing.assert_array_equal(
+        binary.predict(X), binary.classes_[binary.predict_proba(X).argmax(1)])
+    np.testing.assert_allclose(binary.predict_proba(X).sum(1), 1.0)
+
+
+def test_single_class_is_refused():
+    X = np.random.RandomState(0).randn(10, 2)
+    with pytest.raises(ValueError, match="only one class"):
+        DNN2GPClassifier().fit(X, np.ones(10))
+
+
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_link_approximations(n_classes):
+    X, y = make_blobs(80, centers=n_classes, random_state=0)
+    clf = DNN2GPClassifier(hidden_layer_sizes=(10,), random_state=0, mc_samples=20000).fit(X, y)
+    X_test = np.vstack([X[:5], [[12.0, -12.0], [0.0, 12.0]]])
+    f, _ = clf.predict_latent(X_test)
+    plugin = clf.predict_proba(X_test, "plugin")
+    expected = (np.hstack([1 / (1 + np.exp(f)), 1 / (1 + np.exp(-f))]) if n_classes == 2
+                else _softmax(f))
+    np.testing.assert_allclose(plugin, expected, rtol=1e-10)
+    mc = clf.predict_proba(X_test, "mc")
+    for link in ("probit", "bridge", "mc"):
+        proba = clf.predict_proba(X_test, link)
+        np.testing.assert_allclose(proba.sum(1), 1.0, rtol=1e-10)
+        # Accounting for the uncertainty never makes the top class more confident.
+        assert np.all(proba.max(1) <= plugin.max(1) + 1e-9)
+    # The probit approximation is close to the Monte-Carlo reference.
+    np.testing.assert_allclose(clf.predict_proba(X_test, "probit"), mc, atol=0.05)
+    np.testing.assert_array_equal(mc, clf.predict_proba(X_test, "mc"))
+    np.testing.assert_allclose(clf.predict_proba(X_test[2:3], "mc"), mc[2:3], rtol=1e-12)
+    with pytest.raises(ValueError, match="link_approximation"):
+        clf.predict_proba(X, "softmax")
+
+
+@pytest.mark.parametrize("posterior", ["full", "diag"])
+def test_far_points_are_more_uncertain(posterior):
+    X, y = make_moons(100, noise=0.1, random_state=0)
+    clf = DNN2GPClassifier(hidden_layer_sizes=(20,), posterior=posterior, random_state=0)
+    clf.fit(X, y)
+    far = np.array([[4.0, 4.0], [-4.0, -3.0], [5.0, -4.0]])
+    _, var_train = clf.predict_latent(X)
+    _, var_far = clf.predict_latent(far)
+    assert var_far[:, 0, 0].min() > 3 * np.median(var_train[:, 0, 0])
+    # Eq. 48: epistemic = Lambda J Sigma J^T Lambda, aleatoric = Lambda.
+    epi_train, ale_train = clf.predict_uncertainty(X)
+    assert epi_train.shape == ale_train.shape == (100, 2)
+    p = clf.predict_proba(X, "plugin")[:, 1]
+    np.testing.assert_allclose(ale_train[:, 1], p * (1 - p), rtol=1e-8)
+    _, var = clf.predict_latent(X)
+    np.testing.assert_allclose(epi_train[:, 1], (p * (1 - p)) ** 2 * var[:, 0, 0], rtol=1e-8)
+
+
+def test_multiclass_uncertainty_decomposition():
+    X, y = make_blobs(60, centers=3, random_state=0)
+    clf = DNN2GPClassifier(hidden_layer_sizes=(8,), random_state=0).fit(X, y)
+    epi, ale = clf.predict_uncertainty(X[:4])
+    f, var = clf.predict_latent(X[:4])
+    p = _softmax(f)
+    lam = np.einsum("nk,kl->nkl", p, np.eye(3)) - p[:, :, None] * p[:, None, :]
+    np.testing.assert_allclose(ale, np.diagonal(lam, axis1=1, axis2=2), rtol=1e-10)
+    np.testing.assert_allclose(epi, np.diagonal(lam @ var @ lam, axis1=1, axis2=2), rtol=1e-8)
+
+
+def test_kernel_modes():
+    X, y = make_blobs(12, centers=3, random_state=0)
+    clf = DNN2GPClassifier(hidden_layer_sizes=(5,), random_state=0, max_iter=100).fit(X, y)
+    J = clf.features(X)
+    full = clf.kernel(X, mode="full")
+    assert full.shape == (36, 36)
+    blocks = full.reshape(12, 3, 12, 3)
+    np.testing.assert_allclose(clf.kernel(X), np.einsum("ikjk->ij", blocks), rtol=1e-12)
+    np.testing.assert_allclose(clf.kernel(X, mode="sum"), blocks.sum((1, 3)), rtol=1e-12)
+    np.testing.assert_allclose(clf.kernel(X), np.einsum("ikp,jkp->ij", J, J), rtol=1e-12)
+
+
+def test_determinism_pickle_and_rng():
+    X, y = make_moons(60, noise=0.2, random_state=0)
+    params = dict(hidden_layer_sizes=(8,), solver="adam", max_iter=30, random_state=5,
+                  link_approximation="mc")
+    a = DNN2GPClassifier(**params).fit(X, y)
+    b = DNN2GPClassifier(**params).fit(X, y)
+    np.testing.assert_array_equal(a.predict_proba(X), b.predict_proba(X))
+    state = torch.random.get_rng_state()
+    a.predict_proba(X)
+    assert torch.equal(state, torch.random.get_rng_state())
+    restored = pickle.loads(pickle.dumps(a))
+    np.testing.assert_array_equal(a.predict_proba(X), restored.predict_proba(X))
+    assert restored.log_marginal_likelihood(3.0) == a.log_marginal_likelihood(3.0)
+
+
+def _ece(proba, y, n_bins=10):
+    conf = proba.max(1)
+    correct = proba.argmax(1) == y
+    edges = np.linspace(0, 1, n_bins + 1)
+    total = 0.0
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        mask = (conf > lo) & (conf <= hi)
+        if mask.any():
+            total += mask.mean() * abs(correct[mask].mean() - conf[mask].mean())
+    return total
+
+
+@pytest.mark.slow
+def test_digits_accuracy_and_calibration():
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = load_digits(return_X_y=True)
+    X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.3, random_state=0,
+                                                        stratify=y)
+    scaler = StandardScaler().fit(X_train)
+    X_train, X_test = scaler.transform(X_train), scaler.transform(X_test)
+    clf = DNN2GPClassifier(hidden_layer_sizes=(50,), prior_precision=1.0, random_state=0)
+    clf.fit(X_train, y_train)
+    assert clf.score(X_test, y_test) >= 0.95
+    links = ("plugin", "bridge", "probit", "mc")
+    proba = {link: clf.predict_proba(X_test, link) for link in links}
+    nll = {k: -np.mean(np.log(p[np.arange(len(y_test)), y_test])) for k, p in proba.items()}
+    ece = {k: _ece(p, y_test) for k, p in proba.items()}
+    print(f"digits: accuracy={clf.score(X_test, y_test):.4f}")
+    for link in links:
+        print(f"  {link:>6}: NLL={nll[link]:.4f} ECE={ece[link]:.4f}")
+    # The default link is no worse calibrated than the plug-in.
+    assert clf.link_approximation == "bridge"
+    assert nll["bridge"] <= nll["plugin"] * 1.001
+    assert ece["bridge"] <= ece["plugin"] + 0.002
+    # Out-of-distribution inputs (uniform noise images) get more epistemic uncertainty.
+    noise = np.random.RandomState(0).uniform(-3, 3, size=(200, 64))
+    epi_test, _ = clf.predict_uncertainty(X_test)
+    epi_noise, _ = clf.predict_uncertainty(noise)
+    assert epi_noise.sum(1).mean() > epi_test.sum(1).mean()
