@@ -83,7 +83,7 @@ class DNN2GPClassifier(ClassifierMixin, BaseDNN2GP):
         that Gaussian. ``'probit'``: each logit scaled by
         ``1 / sqrt(1 + pi/8 var)`` before the sigmoid / softmax.
         ``'plugin'``: ``softmax(f_{w*}(x))``, no uncertainty. ``'mc'``: the
-        average over ``mc_samples`` draws, the reference that probit
+        average over ``link_samples`` draws, the reference that probit
         approximates.
 
         Why the bridge is the default: it is deterministic and closed-form,
@@ -95,7 +95,7 @@ class DNN2GPClassifier(ClassifierMixin, BaseDNN2GP):
         standardised digits (64-50-10, ``prior_precision=1``, the evidence's
         choice) the test NLL / ECE were: plug-in 0.071 / 0.012, bridge
         0.069 / 0.010, probit 0.46 / 0.31, MC 0.74 / 0.45.
-    mc_samples : int, default=100
+    link_samples : int, default=100
         Draws for ``link_approximation='mc'`` (seeded by ``random_state``, so
         repeated calls agree).
     solver : {'lbfgs', 'adam'}, default='lbfgs'
@@ -154,11 +154,11 @@ class DNN2GPClassifier(ClassifierMixin, BaseDNN2GP):
     _parameter_constraints = {
         **BaseDNN2GP._parameter_constraints,
         "link_approximation": [StrOptions(set(_LINKS))],
-        "mc_samples": [Interval(Integral, 1, None, closed="left")],
+        "link_samples": [Interval(Integral, 1, None, closed="left")],
     }
 
     def __init__(self, hidden_layer_sizes=(50,), activation="tanh", prior_precision=1.0,
-                 posterior="full", link_approximation="bridge", mc_samples=100,
+                 posterior="full", link_approximation="bridge", link_samples=100,
                  solver="lbfgs", max_iter=5000, learning_rate_init=1e-2, batch_size="auto",
                  tol=1e-5, n_iter_no_change=10, random_state=None, device="auto",
                  dtype="float64", verbose=0):
@@ -167,7 +167,7 @@ class DNN2GPClassifier(ClassifierMixin, BaseDNN2GP):
         self.prior_precision = prior_precision
         self.posterior = posterior
         self.link_approximation = link_approximation
-        self.mc_samples = mc_samples
+        self.link_samples = link_samples
         self.solver = solver
         self.max_iter = max_iter
         self.learning_rate_init = learning_rate_init
@@ -311,7 +311,7 @@ class DNN2GPClassifier(ClassifierMixin, BaseDNN2GP):
     def _proba(self, f, var, link):
         # A fresh generator per call: repeated calls give the same Monte-Carlo estimate.
         generator = make_generator(self.random_state if link == "mc" else 0)
-        return _class_probabilities(f, var, link, self.mc_samples, generator)
+        return _class_probabilities(f, var, link, self.link_samples, generator)
 
     def predict_latent(self, X):
         """The GP posterior of the logits: mean ``f_{w*}(x)`` and covariance ``J Sigma J^T``.

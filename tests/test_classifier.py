@@ -140,7 +140,7 @@ def test_single_class_is_refused():
 @pytest.mark.parametrize("n_classes", [2, 3])
 def test_link_approximations(n_classes):
     X, y = make_blobs(80, centers=n_classes, random_state=0)
-    clf = DNN2GPClassifier(hidden_layer_sizes=(10,), random_state=0, mc_samples=20000).fit(X, y)
+    clf = DNN2GPClassifier(hidden_layer_sizes=(10,), random_state=0, link_samples=20000).fit(X, y)
     X_test = np.vstack([X[:5], [[12.0, -12.0], [0.0, 12.0]]])
     f, _ = clf.predict_latent(X_test)
     plugin = clf.predict_proba(X_test, "plugin")
