@@ -116,10 +116,94 @@ def whitened_jacobians(module, likelihood, X, weights=None, batch_size=512):
 
 
 def ggn(module, likelihood, X, weights=None, structure="full", batch_size=512):
-    """The GGN ``sum_i w_i J_i^T Lambda_i J_i``: a P x P matrix or its diagonal."""
+    """The GGN ``sum_i w_i J_i^T Lambda_i J_i``: a P x P matrix or its diagonal.
+
+    For a supported MLP with several outputs the Jacobians are never formed:
+    each layer pair's block is one GEMM over examples of Kronecker-structured
+    terms, ``N P^2`` flops instead of ``N K P^2``.
+    """
+    structure_ = _mlp_structure(module)
+    if structure_ is not None and structure_[0][-1].out_features > 1:
+        return _mlp_ggn(*structure_, likelihood, X, weights, structure)
     G = None
     for _, _, _, M in whitened_jacobians(module, likelihood, X, weights, batch_size):
         M = M.reshape(-1, M.shape[-1])
         term = (M**2).sum(0) if structure == "diag" else M.T @ M
         G = term if G is None else G + term
+    return G
+
+
+def _mlp_factors(linears, activations, likelihood, X, weights):
+    """Per layer: whitened back-propagated gradients ``C_l = sqrt(w) R B_l`` (n, K, d_out)
+    and inputs with a column of ones ``A_l`` (n, d_in + 1), so that the whitened
+    Jacobian of layer l's ``[W | b]`` is ``C_l[k] (x) A_l``."""
+    inputs, pre_acts, outputs = [], [], []
+    h = X
+    for i, linear in enumerate(linears):
+        inputs.append(torch.cat([h, torch.ones_like(h[:, :1])], dim=1))
+        z = linear(h)
+        if i < len(activations):
+            h = activations[i](z)
+            pre_acts.append(z)
+            outputs.append(h)
+    f = z
+    n, k = f.shape
+    back = torch.eye(k, dtype=f.dtype, device=f.device).expand(n, k, k)
+    factors = [None] * len(linears)
+    scale = None if weights is None else torch.sqrt(weights)[:, None, None]
+    for i in range(len(linears) - 1, -1, -1):
+        C = likelihood.whiten(f, back)
+        factors[i] = C if scale is None else C * scale
+        if i > 0:
+            derivative = _DERIVATIVES[type(activations[i - 1])](pre_acts[i - 1], outputs[i - 1])
+            back = (back @ linears[i].weight) * derivative[:, None, :]
+    return factors, inputs
+
+
+def _module_order(linear, offset):
+    """Positions in the flat parameter vector of layer entries ``(o, j)`` of ``[W | b]``."""
+    d_out, d_in = linear.weight.shape
+    o = torch.arange(d_out)[:, None]
+    j = torch.arange(d_in + 1)[None, :]
+    return torch.where(j < d_in, offset + o * d_in + j, offset + d_out * d_in + o).reshape(-1)
+
+
+# Elements of the per-batch Kronecker operands, to bound memory for wide layers.
+_KRON_BUDGET = 2**24
+
+
+@torch.no_grad()
+def _mlp_ggn(linears, activations, likelihood, X, weights, structure):
+    sizes = [lin.weight.numel() + lin.bias.numel() for lin in linears]
+    offsets = [sum(sizes[:i]) for i in range(len(sizes))]
+    order = [_module_order(lin, off).to(X.device) for lin, off in zip(linears, offsets)]
+    n_params = sum(sizes)
+    dtype = torch.float64
+    if structure == "diag":
+        G = torch.zeros(n_params, dtype=dtype, device=X.device)
+    else:
+        G = torch.zeros(n_params, n_params, dtype=dtype, device=X.device)
+    widest = max(max(lin.out_features**2, (lin.in_features + 1) ** 2) for lin in linears)
+    batch_size = max(1, min(X.shape[0], _KRON_BUDGET // widest))
+    for sl in batches(X.shape[0], batch_size):
+        w = None if weights is None else weights[sl]
+        C, A = _mlp_factors(linears, activations, likelihood, X[sl], w)
+        C = [c.to(dtype) for c in C]
+        A = [a.to(dtype) for a in A]
+        n = X[sl].shape[0]
+        for l in range(len(linears)):
+            if structure == "diag":
+                G[order[l]] += torch.einsum("nko,nj->oj", C[l] ** 2, A[l] ** 2).reshape(-1)
+                continue
+            for m in range(l, len(linears)):
+                # Block[(o, j), (q, r)] = sum_i (C_l^T C_m)_i[o, q] A_l[i, j] A_m[i, r]
+                Q = torch.einsum("nko,nkq->noq", C[l], C[m]).reshape(n, -1)
+                V = (A[l][:, :, None] * A[m][:, None, :]).reshape(n, -1)
+                d_l, d_m = C[l].shape[2], C[m].shape[2]
+                a_l, a_m = A[l].shape[1], A[m].shape[1]
+                block = (Q.T @ V).reshape(d_l, d_m, a_l, a_m).permute(0, 2, 1, 3)
+                block = block.reshape(d_l * a_l, d_m * a_m)
+                G[order[l][:, None], order[m][None, :]] += block
+                if m != l:
+                    G[order[m][:, None], order[l][None, :]] += block.T
     return G

@@ -3,7 +3,12 @@ import pytest
 import torch
 from torch import nn
 
-from sklearn_dnn2gp._curvature import _functional_jacobian, ggn, output_and_jacobian
+from sklearn_dnn2gp._curvature import (
+    _functional_jacobian,
+    ggn,
+    output_and_jacobian,
+    whitened_jacobians,
+)
 from sklearn_dnn2gp._likelihoods import Bernoulli, Categorical, Gaussian
 from sklearn_dnn2gp._network import flat_parameters, make_mlp, set_flat_parameters
 
@@ -103,3 +108,21 @@ def test_integer_weights_equal_repeated_rows_in_the_ggn():
     weighted = ggn(net, lik, X, counts.to(torch.float64))
     repeated = ggn(net, lik, X.repeat_interleave(counts, dim=0))
     torch.testing.assert_close(weighted, repeated, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("activation", ["relu", "sigmoid", "identity"])
+@pytest.mark.parametrize("structure", ["full", "diag"])
+def test_kronecker_ggn_matches_jacobian_ggn(activation, structure):
+    net = make_mlp(3, (6, 4, 5), 4, activation, dtype=torch.float64, device="cpu",
+                   generator=torch.Generator().manual_seed(3))
+    X = torch.randn(11, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
+    weights = torch.rand(11, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
+    lik = Categorical()
+    expected = None
+    for *_, M in whitened_jacobians(net, lik, X, weights):
+        M = M.reshape(-1, M.shape[-1])
+        expected = M.T @ M
+    if structure == "diag":
+        expected = torch.diagonal(expected)
+    torch.testing.assert_close(ggn(net, lik, X, weights, structure=structure), expected,
+                               rtol=1e-10, atol=1e-12)
