@@ -11,10 +11,10 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from ._curvature import output_and_jacobian, whitened_jacobians
-from ._gp import ntk
-from ._network import flat_parameters, make_mlp
+from ._gp import ntk, vi_iterate_gp
+from ._network import flat_parameters, make_mlp, set_flat_parameters
 from ._posterior import DiagPosterior, FullPosterior
-from ._training import train_map
+from ._training import train_map, train_vi
 from ._utils import batches, make_generator, resolve_device, resolve_dtype, to_numpy, to_tensor
 
 # Full batch up to this many examples when batch_size='auto' (the objective is a sum,
@@ -44,6 +44,12 @@ class BaseDNN2GP(BaseEstimator):
         "activation": [StrOptions({"tanh", "relu", "sigmoid", "identity"})],
         "prior_precision": [Interval(Real, 0, None, closed="neither")],
         "posterior": [StrOptions({"full", "diag"})],
+        "inference": [StrOptions({"laplace", "vi"})],
+        "vi_method": [StrOptions({"vogn", "ogn"})],
+        "mc_samples": [Interval(Integral, 1, None, closed="left")],
+        "precision_rate": [Interval(Real, 0, 1, closed="right"), None],
+        "initial_precision": [Interval(Real, 0, None, closed="left")],
+        "callback": [callable, None],
         "solver": [StrOptions({"adam", "lbfgs"})],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
@@ -77,22 +83,49 @@ class BaseDNN2GP(BaseEstimator):
 
         module = make_mlp(X.shape[1], hidden, n_outputs, self.activation, dtype=dtype,
                           device=device, generator=generator)
-        self.loss_curve_, self.n_iter_ = train_map(
-            module, likelihood, X_t, y_t, w_t, prior_precision=self.prior_precision,
-            solver=self.solver, max_iter=self.max_iter, learning_rate=self.learning_rate_init,
-            batch_size=batch_size, tol=self.tol, n_iter_no_change=self.n_iter_no_change,
-            generator=generator, verbose=self.verbose,
-        )
+        training = dict(max_iter=self.max_iter, learning_rate=self.learning_rate_init,
+                        batch_size=batch_size, tol=self.tol,
+                        n_iter_no_change=self.n_iter_no_change, generator=generator,
+                        verbose=self.verbose)
+        variational = None
+        if self.inference == "vi":
+            variational, self.loss_curve_, self.n_iter_ = train_vi(
+                module, likelihood, X_t, y_t, w_t, prior_precision=self.prior_precision,
+                method=self.vi_method, structure=self.posterior, beta=self._precision_rate(),
+                initial_precision=self.initial_precision, mc_samples=self.mc_samples,
+                callback=self.callback, **training,
+            )
+        else:
+            self.loss_curve_, self.n_iter_ = train_map(
+                module, likelihood, X_t, y_t, w_t, prior_precision=self.prior_precision,
+                solver=self.solver, **training,
+            )
         self.module_ = module.eval()
         for p in module.parameters():
             p.requires_grad_(False)
-        self._laplace(likelihood, X_t, y_t, w_t)
+        # The evidence always comes from the exact GGN at the final weights (the
+        # Laplace / GP view linearised there); under VI the posterior is q itself.
+        self._evidence_posterior = self._laplace(likelihood, X_t, y_t, w_t)
+        if variational is not None:
+            # mu as the module holds it (rounded to its dtype), so that every view agrees.
+            variational = variational.with_mean(flat_parameters(module).to(torch.float64))
+        self.posterior_ = self._evidence_posterior if variational is None else variational
         self.log_marginal_likelihood_ = float(self.log_marginal_likelihood())
         return self
 
+    def _precision_rate(self):
+        beta = self.learning_rate_init if self.precision_rate is None else self.precision_rate
+        if not 0 < beta <= 1:
+            raise ValueError(
+                "With inference='vi' and precision_rate=None the precision is averaged at "
+                f"rate learning_rate_init, which must then be in (0, 1]; got {beta!r}."
+            )
+        return beta
+
     def _laplace(self, likelihood, X, y, weights):
-        """One pass over the data: GGN (or whitened Jacobian), log-likelihood and
-        whatever the subclass accumulates; then the posterior."""
+        """One pass over the data at the trained weights: the exact GGN (or the
+        whitened Jacobian), the log-likelihood and whatever the subclass
+        accumulates for its evidence. Return the Laplace-GGN posterior."""
         mean = flat_parameters(self.module_).to(torch.float64)
         n_params = mean.numel()
         n_rows = X.shape[0] * self._n_outputs
@@ -111,18 +144,19 @@ class BaseDNN2GP(BaseEstimator):
             stats["log_likelihood"] -= likelihood.loss(f, y[sl], w_batch).to(torch.float64)
             self._accumulate(stats, f, J, M, y[sl], w_batch, likelihood, mean)
         if function_space:
-            self.posterior_ = FullPosterior.from_whitened_jacobian(
+            posterior = FullPosterior.from_whitened_jacobian(
                 mean, torch.cat(rows), self.prior_precision)
         elif full:
-            self.posterior_ = FullPosterior.from_ggn(mean, curvature, self.prior_precision)
+            posterior = FullPosterior.from_ggn(mean, curvature, self.prior_precision)
         else:
-            self.posterior_ = DiagPosterior(mean, self.prior_precision, curvature)
-        self._finalize_stats(stats)
+            posterior = DiagPosterior(mean, self.prior_precision, curvature)
+        self._finalize_stats(stats, posterior)
+        return posterior
 
     def _accumulate(self, stats, f, J, M, y, weights, likelihood, mean):
         """Hook: add per-batch statistics the subclass's evidence needs."""
 
-    def _finalize_stats(self, stats):
+    def _finalize_stats(self, stats, posterior):
         self._log_likelihood = stats["log_likelihood"]
 
     # -------------------------------------------------------- jacobian views
@@ -190,21 +224,84 @@ class BaseDNN2GP(BaseEstimator):
         JY = JX if Y is None else self._jacobian(validate_data(self, Y, reset=False))
         return to_numpy(ntk(JX, JY, mode))
 
+    def iterate_gp(self, X, y, state=None, sample_weight=None):
+        """The GP of Theorem 2 at a VI iterate: its posterior is the next OGN step.
+
+        Starting from ``q_t = N(mu_t, Sigma_t)``, a full-batch step on
+        ``(X, y)`` with expectations at ``mu_t`` gives exactly the posterior of
+        the GP with prior mean ``J m_t``, kernel ``J V_t J^T`` and observations
+        ``y~ = f + eps``, where ``V_t^-1 = (1 - beta) Sigma_t^-1 + beta delta I``,
+        ``m_t = mu_t - alpha delta V_t mu_t`` (``= (1 - beta) V_t Sigma_t^-1 mu_t``
+        when ``alpha = beta``), ``y~_i = J_i mu_t - (alpha / beta) Lambda_i^+ r_i``
+        and ``eps_i ~ N(0, (beta w_i Lambda_i)^-1)``. ``J``, ``r`` and
+        ``Lambda`` are taken at ``mu_t``; ``alpha`` is ``learning_rate_init``
+        and ``beta`` the precision rate.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_targets)
+            Targets as passed to ``fit``.
+        state : VIState, default=None
+            An iterate passed to ``callback`` during ``fit``; defaults to the
+            final ``q``.
+        sample_weight : array-like of shape (n_samples,), default=None
+            The weights ``w_i``.
+
+        Returns
+        -------
+        gp : dict of ndarray
+            ``'prior_mean'`` (n_samples * K,), ``'kernel'`` (n_samples * K,
+            n_samples * K), ``'targets'`` (n_samples, K) and
+            ``'noise_precision'`` (n_samples, K, K), with ``K`` the number of
+            network outputs and rows ordered example-major.
+        """
+        check_is_fitted(self)
+        if self.inference != "vi":
+            raise ValueError("iterate_gp needs an estimator fitted with inference='vi'.")
+        X = validate_data(self, X, reset=False)
+        weights = None
+        if sample_weight is not None:
+            weights = torch.as_tensor(_check_sample_weight(
+                sample_weight, X, dtype=np.float64, ensure_non_negative=True))
+        if state is None:
+            mean, precision = self.posterior_.mean, self.posterior_.precision()
+        else:
+            mean, precision = state.mean, state.precision
+        param = next(self.module_.parameters())
+        module = copy.deepcopy(self.module_)
+        set_flat_parameters(module, mean.to(param.device))
+        X_t = to_tensor(X, param.dtype, param.device)
+        f, J = output_and_jacobian(module, X_t)
+        gp = vi_iterate_gp(
+            f, J, self._known_targets(y, param.device), self._likelihood(),
+            mean.to(param.device), precision.to(param.device),
+            prior_precision=self.prior_precision, beta=self._precision_rate(),
+            learning_rate=self.learning_rate_init,
+            weights=None if weights is None else weights.to(param.device),
+        )
+        return {name: to_numpy(value) for name, value in gp._asdict().items()}
+
     # --------------------------------------------------------------- pickling
     def __getstate__(self):
         # Tensors go to the CPU so that a model fitted on a GPU unpickles anywhere.
+        # An object stored under two names (the Laplace posterior is also the
+        # evidence's) is moved once, so that it stays one object after unpickling.
         state = super().__getstate__()
+        moved = {}
         for key, value in state.items():
-            if isinstance(value, torch.nn.Module):
-                state[key] = copy.deepcopy(value).cpu()
+            if id(value) in moved:
+                state[key] = moved[id(value)]
+            elif isinstance(value, torch.nn.Module):
+                state[key] = moved[id(value)] = copy.deepcopy(value).cpu()
             elif isinstance(value, torch.Tensor):
-                state[key] = value.cpu()
+                state[key] = moved[id(value)] = value.cpu()
             elif isinstance(value, (FullPosterior, DiagPosterior)):
-                moved = copy.copy(value)
+                copied = copy.copy(value)
                 for name, attr in vars(value).items():
                     if isinstance(attr, torch.Tensor):
-                        setattr(moved, name, attr.cpu())
-                state[key] = moved
+                        setattr(copied, name, attr.cpu())
+                state[key] = moved[id(value)] = copied
         return state
 
     @property

@@ -9,7 +9,7 @@ from sklearn.base import ClassifierMixin, _fit_context
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
 from ._base import BaseDNN2GP
 from ._evidence import laplace_log_evidence
@@ -64,7 +64,9 @@ class DNN2GPClassifier(ClassifierMixin, BaseDNN2GP):
     ``G = sum_i J_i^T Lambda_i J_i`` (``Lambda = diag(p) - p p^T``). In the
     DNN2GP view (Khan et al., 2019) the logits are a Gaussian process with the
     network's neural tangent kernel, and ``J Sigma J^T`` is their posterior
-    covariance at a test point.
+    covariance at a test point. With ``inference='vi'`` the network is instead
+    trained by VOGN (or OGN) and its Gaussian ``q`` is the posterior; every VI
+    step is exact inference in a GP (Theorem 2; see :meth:`iterate_gp`).
 
     Parameters
     ----------
@@ -75,7 +77,29 @@ class DNN2GPClassifier(ClassifierMixin, BaseDNN2GP):
     prior_precision : float, default=1.0
         Precision ``delta`` of the isotropic Gaussian prior on all parameters.
     posterior : {'full', 'diag'}, default='full'
-        Structure of the GGN.
+        Structure of the GGN, and under ``inference='vi'`` of the precision
+        of ``q``. Full-covariance VI (VOGGN) solves a P x P system at every
+        step: use it for small networks only.
+    inference : {'laplace', 'vi'}, default='laplace'
+        ``'laplace'``: train to the MAP with ``solver``, then the Laplace-GGN
+        posterior. ``'vi'``: train with ``vi_method`` and keep its
+        ``q = N(mu, (S + delta I)^-1)``, ``S`` the exponential average of the
+        expected GGN; ``solver`` is then unused.
+    vi_method : {'vogn', 'ogn'}, default='vogn'
+        With ``inference='vi'``: on each minibatch (scaled by
+        ``N / batch size``) take the expected data gradient ``g`` and GGN
+        ``G`` over ``mc_samples`` draws from ``q`` (``'vogn'``) or at its mean
+        (``'ogn'``, deterministic; its fixed point is the MAP and ``S`` there
+        is the GGN), then ``S <- (1 - beta) S + beta G`` and
+        ``mu <- mu - learning_rate_init (S + delta I)^-1 (g + delta mu)``.
+    mc_samples : int, default=1
+        Draws from ``q`` per VOGN step.
+    precision_rate : float in (0, 1] or None, default=None
+        The averaging rate ``beta`` of ``S``; None uses
+        ``learning_rate_init`` (the paper's natural-gradient step).
+    initial_precision : float, default=1.0
+        ``S`` at the start, times the identity: ``q`` starts at
+        ``N(w_0, (initial_precision + prior_precision)^-1 I)``.
     link_approximation : {'bridge', 'probit', 'plugin', 'mc'}, default='bridge'
         How :meth:`predict_proba` maps the Gaussian ``N(f_{w*}(x), J Sigma J^T)``
         over the logits to class probabilities. ``'bridge'``: the mean of the
@@ -100,20 +124,26 @@ class DNN2GPClassifier(ClassifierMixin, BaseDNN2GP):
         repeated calls agree).
     solver : {'lbfgs', 'adam'}, default='lbfgs'
     max_iter : int, default=5000
-        Iterations of L-BFGS, or epochs of Adam.
+        Iterations of L-BFGS, or epochs of Adam or of VI.
     learning_rate_init : float, default=1e-2
-        Adam's step size.
+        Adam's step size, or VI's step of the mean.
     batch_size : int or 'auto', default='auto'
-        Adam's minibatch; 'auto' is the full batch up to 4096 examples.
+        Adam's or VI's minibatch; 'auto' is the full batch up to 4096 examples.
     tol : float, default=1e-5
-        L-BFGS gradient tolerance on the summed objective; Adam's improvement
-        tolerance per unit of sample weight.
+        L-BFGS gradient tolerance on the summed objective; Adam's and VI's
+        improvement tolerance per unit of sample weight (VI: as in
+        :class:`DNN2GPRegressor`, not before ``S`` has forgotten its start).
     n_iter_no_change : int, default=10
     random_state : int, RandomState instance or None, default=None
-        Seeds a local ``torch.Generator``; the global torch seed is never used.
+        Seeds a local ``torch.Generator`` (initial weights, minibatches, VOGN's
+        samples); the global torch seed is never used.
     device : {'auto', 'cpu', 'cuda'} or torch.device, default='auto'
     dtype : {'float64', 'float32'}, default='float64'
     verbose : int, default=0
+    callback : callable or None, default=None
+        With ``inference='vi'``, called after every epoch with a ``VIState``
+        (``iteration``, ``mean``, ``precision``; copies), which
+        :meth:`iterate_gp` accepts.
 
     Attributes
     ----------
@@ -121,9 +151,10 @@ class DNN2GPClassifier(ClassifierMixin, BaseDNN2GP):
     module_ : torch.nn.Module
         The trained network (one output for two classes, else one per class).
     posterior_ : object
-        The Gaussian weight posterior.
+        The Gaussian weight posterior: Laplace-GGN, or VI's ``q``.
     log_marginal_likelihood_ : float
-        Laplace-GGN log evidence of the training labels.
+        Laplace-GGN log evidence of the training labels; under
+        ``inference='vi'`` at the final mean, with the exact GGN there.
     loss_curve_ : list of float
     n_iter_ : int
     n_features_in_ : int
@@ -158,14 +189,20 @@ class DNN2GPClassifier(ClassifierMixin, BaseDNN2GP):
     }
 
     def __init__(self, hidden_layer_sizes=(50,), activation="tanh", prior_precision=1.0,
-                 posterior="full", link_approximation="bridge", link_samples=100,
-                 solver="lbfgs", max_iter=5000, learning_rate_init=1e-2, batch_size="auto",
-                 tol=1e-5, n_iter_no_change=10, random_state=None, device="auto",
-                 dtype="float64", verbose=0):
+                 posterior="full", inference="laplace", vi_method="vogn", mc_samples=1,
+                 precision_rate=None, initial_precision=1.0, link_approximation="bridge",
+                 link_samples=100, solver="lbfgs", max_iter=5000, learning_rate_init=1e-2,
+                 batch_size="auto", tol=1e-5, n_iter_no_change=10, random_state=None,
+                 device="auto", dtype="float64", verbose=0, callback=None):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.prior_precision = prior_precision
         self.posterior = posterior
+        self.inference = inference
+        self.vi_method = vi_method
+        self.mc_samples = mc_samples
+        self.precision_rate = precision_rate
+        self.initial_precision = initial_precision
         self.link_approximation = link_approximation
         self.link_samples = link_samples
         self.solver = solver
@@ -178,6 +215,7 @@ class DNN2GPClassifier(ClassifierMixin, BaseDNN2GP):
         self.device = device
         self.dtype = dtype
         self.verbose = verbose
+        self.callback = callback
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, sample_weight=None):
@@ -218,6 +256,16 @@ class DNN2GPClassifier(ClassifierMixin, BaseDNN2GP):
     def _likelihood(self):
         return Bernoulli() if len(self.classes_) == 2 else Categorical()
 
+    def _known_targets(self, y, device):
+        y = column_or_1d(y, warn=True)
+        unknown = np.setdiff1d(y, self.classes_)
+        if unknown.size:
+            raise ValueError(f"y contains labels not seen in fit: {unknown!r}.")
+        codes = np.searchsorted(self.classes_, y)
+        if len(self.classes_) == 2:
+            return to_tensor(codes, torch.float64, device)
+        return torch.tensor(codes, dtype=torch.long, device=device)
+
     def log_marginal_likelihood(self, prior_precision=None):
         """Laplace-GGN log evidence at another prior precision, without retraining.
 
@@ -238,7 +286,7 @@ class DNN2GPClassifier(ClassifierMixin, BaseDNN2GP):
         delta = self.prior_precision if prior_precision is None else float(prior_precision)
         if not (np.isfinite(delta) and delta > 0):
             raise ValueError(f"prior_precision must be a positive float, got {prior_precision!r}.")
-        posterior = self.posterior_.with_hyperparameters(delta)
+        posterior = self._evidence_posterior.with_hyperparameters(delta)
         return float(laplace_log_evidence(self._log_likelihood, posterior.mean, posterior))
 
     def decision_function(self, X):

@@ -10,8 +10,11 @@ are the direct (Cholesky) function-space path; :mod:`._posterior` and
 """
 
 import math
+from typing import NamedTuple
 
 import torch
+
+from ._posterior import add_to_diagonal, from_curvature
 
 _LOG_2PI = math.log(2 * math.pi)
 
@@ -66,3 +69,95 @@ def whitened_latent_variance(M, J_test, prior_precision):
     v = torch.linalg.solve_triangular(chol, k_cross.reshape(-1, n).T, upper=False)
     v = v.T.reshape(k_cross.shape)
     return J_test @ J_test.transpose(1, 2) / prior_precision - v @ v.transpose(1, 2)
+
+
+class IterateGP(NamedTuple):
+    """The GP whose posterior is one VI step (Theorem 2); rows example-major.
+
+    Attributes
+    ----------
+    prior_mean : tensor of shape (n K,)
+        ``J m_t``.
+    kernel : tensor of shape (n K, n K)
+        ``J V_t J^T``.
+    targets : tensor of shape (n, K)
+        Transformed targets ``y~_i = J_i mu_t - (alpha / beta) Lambda_i^+ r_i``.
+    noise_precision : tensor of shape (n, K, K)
+        Precision of the observation noise on ``y~_i``: ``beta c w_i Lambda_i / m``.
+    """
+
+    prior_mean: torch.Tensor
+    kernel: torch.Tensor
+    targets: torch.Tensor
+    noise_precision: torch.Tensor
+
+
+def vi_iterate_gp(f, J, y, likelihood, mean, precision, *, prior_precision, beta,
+                  learning_rate=None, weights=None, scale=1.0, n_samples=1):
+    """The GP of Theorem 2 at a VI iterate ``q_t = N(mu_t, Sigma_t)``.
+
+    The next iterate of :func:`~sklearn_dnn2gp._training.natural_gradient_step`
+    (step ``alpha``, averaging rate ``beta``) is exactly the posterior of the
+    linear model ``y~ = J w + eps``, ``eps_i ~ N(0, (beta c w_i Lambda_i / m)^-1)``,
+    ``w ~ N(m_t, V_t)`` with
+
+        V_t^-1 = (1 - beta) Sigma_t^-1 + beta delta I,
+        m_t    = mu_t - alpha delta V_t mu_t,
+
+    so the GP over the outputs has prior mean ``J m_t`` and kernel ``J V_t J^T``.
+    For ``alpha = beta`` (the natural-gradient step) ``m_t = (1 - beta) V_t
+    Sigma_t^-1 mu_t`` and ``y~ = J mu_t - Lambda^-1 r``: the paper's statement.
+
+    Parameters
+    ----------
+    f, J : tensors of shape (n, K) and (n, K, P)
+        Outputs and Jacobians where the step evaluates them: at ``mu_t`` (OGN)
+        or at one Monte-Carlo sample (VOGN; ``m`` samples are ``m`` stacked
+        copies of the data, each with ``n_samples=m``).
+    y : tensor
+        Targets of the minibatch, as the likelihood takes them.
+    likelihood : object
+    mean : tensor of shape (P,)
+        ``mu_t``.
+    precision : tensor of shape (P,) or (P, P)
+        ``Sigma_t^-1``, diagonal or full.
+    prior_precision : float
+        ``delta``.
+    beta : float
+        Averaging rate of the precision.
+    learning_rate : float, default=None
+        Step size ``alpha`` of the mean; defaults to ``beta``.
+    weights : tensor of shape (n,), default=None
+        Sample weights ``w_i``.
+    scale : float, default=1.0
+        ``c = N / batch size``.
+    n_samples : int, default=1
+
+    Returns
+    -------
+    gp : IterateGP
+    """
+    alpha = beta if learning_rate is None else learning_rate
+    mean = mean.to(torch.float64)
+    precision = precision.to(torch.float64)
+    delta = float(prior_precision)
+    curvature = add_to_diagonal(precision, -delta)
+    # V_t^-1 = (1 - beta) (S + delta I) + beta delta I = (1 - beta) S + delta I.
+    prior = from_curvature(mean, (1 - beta) * curvature, delta)
+    prior_mean = mean - alpha * delta * prior.covariance_product(mean)
+    J64, f64 = J.to(torch.float64), f.to(torch.float64)
+    lam = likelihood.precision(f64)
+    # The softmax precision is singular along 1, where r has no component: a
+    # pseudo-inverse gives the targets on its range, which is all the data see.
+    residual = likelihood.residual(f64, y.to(torch.float64) if y.is_floating_point() else y)
+    correction = (torch.linalg.pinv(lam, hermitian=True) @ residual[..., None])[..., 0]
+    targets = J64 @ mean - (alpha / beta) * correction
+    noise = beta * scale / n_samples * lam
+    if weights is not None:
+        noise = noise * weights.to(torch.float64)[:, None, None]
+    return IterateGP(
+        prior_mean=(J64 @ prior_mean).reshape(-1),
+        kernel=prior.functional_covariance(J64),
+        targets=targets,
+        noise_precision=noise,
+    )

@@ -1,6 +1,6 @@
 """Gaussian weight posteriors ``N(mean, (s G + delta I)^-1)``.
 
-``G = M^T M`` is a GGN (or a VI precision estimate) and ``s`` a curvature scale
+``G = M^T M`` is a GGN (or a VI curvature estimate) and ``s`` a curvature scale
 (``1 / c^2`` when every noise std of a regression is multiplied by ``c``).
 The full posterior keeps one eigendecomposition, in weight space (of G,
 P x P) or in function space (of ``M M^T``, n x n, with ``n = N K`` rows),
@@ -54,6 +54,11 @@ class FullPosterior:
             self.curvature_scale if curvature_scale is None else curvature_scale,
         )
 
+    def with_mean(self, mean):
+        """The same covariance around another mean."""
+        return type(self)(mean, self.prior_precision, self.eigvals, self.eigvecs, self.space,
+                          self.whitened_jacobian, self.curvature_scale)
+
     @property
     def spectrum(self):
         """Eigenvalues of ``s G`` (the nonzero ones, padded with zeros)."""
@@ -98,6 +103,27 @@ class FullPosterior:
         eye = torch.eye(P, dtype=torch.float64, device=self.mean.device)
         return self.functional_variance(eye[None])[0]
 
+    def covariance_product(self, v):
+        """``Sigma v`` for a P-vector ``v``, without forming ``Sigma``."""
+        v = v.to(torch.float64)
+        delta, s = self.prior_precision, self.curvature_scale
+        if self.space == "weight":
+            return self.eigvecs @ ((self.eigvecs.T @ v) / (s * self.eigvals + delta))
+        # Woodbury in the row space of M; the complement keeps the prior's 1 / delta.
+        M = self.whitened_jacobian
+        coords = (self.eigvecs.T @ (M @ v)) * (s / (s * self.eigvals + delta))
+        return (v - M.T @ (self.eigvecs @ coords)) / delta
+
+    def precision(self):
+        """The dense P x P precision ``s G + delta I``."""
+        delta, s = self.prior_precision, self.curvature_scale
+        if self.space == "weight":
+            return (self.eigvecs * (s * self.eigvals)) @ self.eigvecs.T + delta * torch.eye(
+                self.n_parameters, dtype=torch.float64, device=self.mean.device)
+        M = self.whitened_jacobian
+        return s * (M.T @ M) + delta * torch.eye(
+            self.n_parameters, dtype=torch.float64, device=self.mean.device)
+
     def sample(self, n_samples, generator):
         """Draw ``n_samples`` weight vectors, shape (n_samples, P)."""
         delta, s = self.prior_precision, self.curvature_scale
@@ -137,12 +163,22 @@ class DiagPosterior:
             self.curvature_scale if curvature_scale is None else curvature_scale,
         )
 
+    def with_mean(self, mean):
+        return type(self)(mean, self.prior_precision, self.diagonal, self.curvature_scale)
+
     @property
     def spectrum(self):
         return self.curvature_scale * self.diagonal
 
+    def precision(self):
+        """The diagonal of the precision, ``s g + delta`` (a P-vector)."""
+        return self.curvature_scale * self.diagonal + self.prior_precision
+
     def variances(self):
-        return 1.0 / (self.curvature_scale * self.diagonal + self.prior_precision)
+        return 1.0 / self.precision()
+
+    def covariance_product(self, v):
+        return v.to(torch.float64) * self.variances()
 
     def log_det_ratio(self):
         return torch.log1p(self.spectrum / self.prior_precision).sum()
@@ -162,3 +198,19 @@ class DiagPosterior:
         eps = torch.randn(n_samples, self.n_parameters, dtype=torch.float64,
                           generator=generator).to(self.mean.device)
         return self.mean.to(torch.float64) + eps * torch.sqrt(self.variances())
+
+
+def from_curvature(mean, curvature, prior_precision):
+    """``N(mean, (S + delta I)^-1)`` for a curvature ``S`` given as a P-vector
+    (its diagonal: a :class:`DiagPosterior`) or a P x P matrix (a :class:`FullPosterior`)."""
+    if curvature.dim() == 1:
+        return DiagPosterior(mean, prior_precision, curvature)
+    return FullPosterior.from_ggn(mean, curvature, prior_precision)
+
+
+def add_to_diagonal(curvature, value):
+    """``S + value I`` for ``S`` given as its diagonal (P,) or as a P x P matrix."""
+    if curvature.dim() == 1:
+        return curvature + value
+    return curvature + value * torch.eye(curvature.shape[0], dtype=curvature.dtype,
+                                         device=curvature.device)

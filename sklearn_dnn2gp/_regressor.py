@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from sklearn.base import RegressorMixin, _fit_context
 from sklearn.utils._param_validation import Interval
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from ._base import BaseDNN2GP
 from ._evidence import gaussian_log_evidence, gaussian_log_likelihood, laplace_log_evidence
@@ -26,6 +26,10 @@ class DNN2GPRegressor(RegressorMixin, BaseDNN2GP):
     exactly that of a Gaussian process whose kernel is the network's neural
     tangent kernel ``J(x) J(x')^T / prior_precision`` (Khan et al., 2019,
     "Approximate Inference Turns Deep Networks into Gaussian Processes").
+    With ``inference='vi'`` the network is instead trained by the variational
+    online Gauss-Newton method (VOGN, or its deterministic variant OGN), whose
+    Gaussian ``q`` is the posterior and whose every step is exact inference in
+    a GP (Theorem 2 of the paper; see :meth:`iterate_gp`).
 
     Parameters
     ----------
@@ -41,27 +45,58 @@ class DNN2GPRegressor(RegressorMixin, BaseDNN2GP):
         Standard deviation ``sigma`` of the Gaussian observation noise, in the
         units of ``y``; one value per target for multi-output ``y``.
     posterior : {'full', 'diag'}, default='full'
-        Structure of the GGN. ``'full'`` is exact; ``'diag'`` keeps the
-        diagonal only (for large networks).
+        Structure of the GGN, and under ``inference='vi'`` of the precision
+        of ``q``. ``'full'`` is exact; ``'diag'`` keeps the diagonal only (for
+        large networks). Full-covariance VI (VOGGN) solves a P x P system at
+        every step: use it for small networks only.
+    inference : {'laplace', 'vi'}, default='laplace'
+        ``'laplace'``: train to the MAP with ``solver``, then the Laplace-GGN
+        posterior ``N(w*, (G + delta I)^-1)``. ``'vi'``: train with
+        ``vi_method`` and keep its ``q = N(mu, (S + delta I)^-1)``, where ``S``
+        is the exponential average of the expected GGN; ``solver`` is then
+        unused.
+    vi_method : {'vogn', 'ogn'}, default='vogn'
+        With ``inference='vi'``: on each minibatch (scaled by
+        ``N / batch size``) take the expected data gradient ``g`` and GGN
+        ``G`` over ``mc_samples`` draws from ``q`` (``'vogn'``) or at its mean
+        (``'ogn'``, deterministic; its fixed point is the MAP and ``S`` there
+        is the GGN), then ``S <- (1 - beta) S + beta G`` and
+        ``mu <- mu - learning_rate_init (S + delta I)^-1 (g + delta mu)``.
+    mc_samples : int, default=1
+        Draws from ``q`` per VOGN step.
+    precision_rate : float in (0, 1] or None, default=None
+        The averaging rate ``beta`` of ``S``; None uses
+        ``learning_rate_init``, the natural-gradient step of the paper (the
+        mean's and the precision's rates equal).
+    initial_precision : float, default=1.0
+        ``S`` at the start, times the identity: ``q`` starts at
+        ``N(w_0, (initial_precision + prior_precision)^-1 I)`` around the
+        initial weights ``w_0``.
     solver : {'lbfgs', 'adam'}, default='lbfgs'
         Optimiser of the MAP objective. L-BFGS on the full batch reaches a
         stationary point, which is where the Laplace and GP views coincide.
     max_iter : int, default=5000
-        Iterations of L-BFGS, or epochs of Adam.
+        Iterations of L-BFGS, or epochs of Adam or of VI.
     learning_rate_init : float, default=1e-2
-        Adam's step size (unused by L-BFGS).
+        Adam's step size, or VI's step ``alpha`` of the mean (unused by
+        L-BFGS). Diagonal VI often needs a smaller one than full VI.
     batch_size : int or 'auto', default='auto'
-        Adam's minibatch size; 'auto' uses the full batch up to 4096 examples
-        and 256 beyond.
+        Adam's or VI's minibatch size; 'auto' uses the full batch up to 4096
+        examples and 256 beyond.
     tol : float, default=1e-5
         L-BFGS stops when the largest gradient entry of the summed objective
-        is below ``tol``; Adam stops when the objective per unit of sample
-        weight improves by less than ``tol`` for ``n_iter_no_change`` epochs.
+        is below ``tol``; Adam and VI stop when the objective per unit of
+        sample weight improves by less than ``tol`` for ``n_iter_no_change``
+        epochs. VI's objective is the data term averaged over its samples (at
+        the mean for OGN) plus ``delta / 2 |mu|^2``, and VI never stops before
+        ``(1 - beta)^t <= 1e-3`` after ``t`` steps, so that ``S`` has
+        forgotten ``initial_precision``.
     n_iter_no_change : int, default=10
-        Patience of Adam's stopping rule.
+        Patience of Adam's and VI's stopping rule.
     random_state : int, RandomState instance or None, default=None
-        Seeds a local ``torch.Generator`` for the initial weights and the
-        minibatch order; the global torch seed is never used.
+        Seeds a local ``torch.Generator`` for the initial weights, the
+        minibatch order and VOGN's samples; the global torch seed is never
+        used.
     device : {'auto', 'cpu', 'cuda'} or torch.device, default='auto'
         Where to train; 'auto' takes CUDA when available. Fitted tensors are
         moved to the CPU when pickled.
@@ -70,23 +105,36 @@ class DNN2GPRegressor(RegressorMixin, BaseDNN2GP):
         computed in float64.
     verbose : int, default=0
         Print the objective during training.
+    callback : callable or None, default=None
+        With ``inference='vi'``, called after every epoch as
+        ``callback(state)`` with a ``VIState`` (``iteration``, ``mean``,
+        ``precision``: copies as tensors; ``precision`` is the diagonal for
+        ``posterior='diag'``). Pass a state to :meth:`iterate_gp` to see the
+        GP and its kernel at that iterate.
 
     Attributes
     ----------
     module_ : torch.nn.Module
         The trained network.
     posterior_ : object
-        The Gaussian weight posterior (mean and curvature factorisation).
+        The Gaussian weight posterior (mean and curvature factorisation):
+        the Laplace-GGN posterior, or VI's ``q``. It drives
+        ``predict(return_std=True)``, :meth:`predict_uncertainty` and the
+        rest alike.
     noise_std_ : ndarray of shape (n_targets,)
         The noise standard deviations used.
     log_marginal_likelihood_ : float
         Log evidence of the training targets: the GP evidence of the
         transformed targets for ``posterior='full'``, the Laplace-GGN
-        evidence with the diagonal GGN for ``posterior='diag'``.
+        evidence with the diagonal GGN for ``posterior='diag'``. Under
+        ``inference='vi'`` the same formulas at the final mean ``mu``, with
+        the exact GGN there (not VI's averaged, sampled ``S``): the evidence
+        of the DNN2GP GP linearised at ``mu``.
     loss_curve_ : list of float
-        Summed objective per Adam epoch or per L-BFGS function evaluation.
+        Summed objective per Adam or VI epoch or per L-BFGS function
+        evaluation.
     n_iter_ : int
-        Iterations (L-BFGS) or epochs (Adam) run.
+        Iterations (L-BFGS) or epochs (Adam, VI) run.
     n_features_in_ : int
         Number of features seen during fit.
     feature_names_in_ : ndarray of shape (n_features_in_,)
@@ -122,14 +170,21 @@ class DNN2GPRegressor(RegressorMixin, BaseDNN2GP):
     }
 
     def __init__(self, hidden_layer_sizes=(50,), activation="tanh", prior_precision=1.0,
-                 noise_std=1.0, posterior="full", solver="lbfgs", max_iter=5000,
-                 learning_rate_init=1e-2, batch_size="auto", tol=1e-5, n_iter_no_change=10,
-                 random_state=None, device="auto", dtype="float64", verbose=0):
+                 noise_std=1.0, posterior="full", inference="laplace", vi_method="vogn",
+                 mc_samples=1, precision_rate=None, initial_precision=1.0, solver="lbfgs",
+                 max_iter=5000, learning_rate_init=1e-2, batch_size="auto", tol=1e-5,
+                 n_iter_no_change=10, random_state=None, device="auto", dtype="float64",
+                 verbose=0, callback=None):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.prior_precision = prior_precision
         self.noise_std = noise_std
         self.posterior = posterior
+        self.inference = inference
+        self.vi_method = vi_method
+        self.mc_samples = mc_samples
+        self.precision_rate = precision_rate
+        self.initial_precision = initial_precision
         self.solver = solver
         self.max_iter = max_iter
         self.learning_rate_init = learning_rate_init
@@ -140,6 +195,7 @@ class DNN2GPRegressor(RegressorMixin, BaseDNN2GP):
         self.device = device
         self.dtype = dtype
         self.verbose = verbose
+        self.callback = callback
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -192,14 +248,28 @@ class DNN2GPRegressor(RegressorMixin, BaseDNN2GP):
         weight = y.shape[0] if weights is None else weights.sum()
         stats["sum_weights"] = stats.get("sum_weights", 0.0) + float(weight)
 
-    def _finalize_stats(self, stats):
-        super()._finalize_stats(stats)
+    def _finalize_stats(self, stats, posterior):
+        super()._finalize_stats(stats, posterior)
         self._sq_norm = stats["sq_norm"]
         self._rss = stats["rss"]
         self._sum_weights = stats["sum_weights"]
         self._b = stats["b"]
         if self.posterior == "full":
-            self._coords = self.posterior_.spectral_coordinates(stats["b"])
+            self._coords = posterior.spectral_coordinates(stats["b"])
+
+    def _likelihood(self):
+        param = next(self.module_.parameters())
+        return Gaussian(to_tensor(self.noise_std_, param.dtype, param.device))
+
+    def _known_targets(self, y, device):
+        Y = check_array(y, ensure_2d=False, dtype=np.float64, input_name="y")
+        Y = Y.reshape(Y.shape[0], -1)
+        if Y.shape[1] != self.noise_std_.size:
+            raise ValueError(
+                f"y has {Y.shape[1]} targets but the model was fitted with "
+                f"{self.noise_std_.size}."
+            )
+        return to_tensor(Y, torch.float64, device)
 
     def log_marginal_likelihood(self, prior_precision=None, noise_std=None):
         """Log evidence at other hyperparameters, without retraining.
@@ -233,7 +303,7 @@ class DNN2GPRegressor(RegressorMixin, BaseDNN2GP):
                 "noise_std must be proportional to the fitted noise_std_ to re-evaluate "
                 "the evidence without refitting; refit with the new noise_std instead."
             )
-        posterior = self.posterior_.with_hyperparameters(delta, 1.0 / ratio[0] ** 2)
+        posterior = self._evidence_posterior.with_hyperparameters(delta, 1.0 / ratio[0] ** 2)
         sum_log_noise = self._sum_weights * float(np.log(sigma).sum())
         if self.posterior == "full":
             value = gaussian_log_evidence(

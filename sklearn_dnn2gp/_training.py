@@ -1,12 +1,16 @@
-"""MAP training on the summed objective ``sum_i w_i l(y_i, f(x_i)) + delta/2 |w|^2``."""
+"""Training on the summed objective ``sum_i w_i l(y_i, f(x_i)) + delta/2 |w|^2``:
+the MAP (Adam, L-BFGS) and the Gaussian variational posterior (VOGN, OGN)."""
 
 import math
 import warnings
+from typing import NamedTuple
 
 import torch
 from sklearn.exceptions import ConvergenceWarning
 
-from ._network import flat_parameters
+from ._curvature import whitened_jacobians
+from ._network import flat_parameters, set_flat_parameters
+from ._posterior import add_to_diagonal, from_curvature
 
 
 def _objective(module, likelihood, X, y, weights, prior_precision, scale=1.0):
@@ -20,15 +24,63 @@ def flat_parameters_with_grad(module):
 
 
 def _diverged(iteration, learning_rate, solver):
-    hint = (
-        f"try a smaller learning_rate_init (now {learning_rate:g})"
-        if solver == "adam"
-        else "standardise X and y, or use solver='adam' with a small learning_rate_init"
-    )
+    hints = {
+        "adam": f"try a smaller learning_rate_init (now {learning_rate:g})",
+        "lbfgs": "standardise X and y, or use solver='adam' with a small learning_rate_init",
+        "vi": f"try a smaller learning_rate_init (now {learning_rate:g}) or a larger "
+              "initial_precision",
+    }
     return ValueError(
         f"Training diverged: the objective became non-finite at iteration {iteration}; "
-        f"{hint}."
+        f"{hints[solver]}."
     )
+
+
+def _minibatches(n, batch_size, generator, device):
+    """Index the examples of one epoch: in order for a full batch, else shuffled."""
+    if batch_size >= n:
+        yield slice(0, n)
+        return
+    order = torch.randperm(n, generator=generator).to(device)
+    for start in range(0, n, batch_size):
+        yield order[start:start + batch_size]
+
+
+def _run_epochs(run_epoch, *, max_iter, tol, total_weight, n_iter_no_change, learning_rate,
+                solver, name, verbose, burn_in=0):
+    """Call ``run_epoch(epoch) -> objective`` until it stops improving.
+
+    Shared by Adam and the VI optimisers. ``tol`` is on the objective per unit
+    of sample weight, as scikit-learn's MLP uses a mean loss. Epochs up to
+    ``burn_in`` never count towards stopping.
+    """
+    loss_curve, best, stall = [], math.inf, 0
+    for epoch in range(1, max_iter + 1):
+        loss = run_epoch(epoch)
+        if not math.isfinite(loss):
+            raise _diverged(epoch, learning_rate, solver)
+        loss_curve.append(loss)
+        if verbose:
+            print(f"Iteration {epoch}, objective = {loss:.8g}")
+        if epoch <= burn_in:
+            stall = 0
+        elif loss > best - tol * total_weight:
+            stall += 1
+        else:
+            stall = 0
+        best = min(best, loss)
+        if stall >= n_iter_no_change:
+            return loss_curve, epoch
+    warnings.warn(
+        f"{name} reached max_iter={max_iter} before the objective stopped improving; "
+        "increase max_iter.",
+        ConvergenceWarning,
+    )
+    return loss_curve, max_iter
+
+
+def _total_weight(X, weights):
+    return float(weights.sum()) if weights is not None else float(X.shape[0])
 
 
 def train_map(module, likelihood, X, y, weights, *, prior_precision, solver, max_iter,
@@ -40,21 +92,14 @@ def train_map(module, likelihood, X, y, weights, *, prior_precision, solver, max
     scaled by ``N / batch`` so their expectation is the summed objective.
     """
     n = X.shape[0]
-    total_weight = float(weights.sum()) if weights is not None else float(n)
     if solver == "lbfgs":
         return _train_lbfgs(module, likelihood, X, y, weights, prior_precision, max_iter,
                             tol, learning_rate, verbose)
     optimizer = torch.optim.Adam(module.parameters(), lr=learning_rate)
-    loss_curve, best, stall = [], math.inf, 0
-    for epoch in range(1, max_iter + 1):
-        if batch_size >= n:
-            order = None
-        else:
-            order = torch.randperm(n, generator=generator).to(X.device)
+
+    def run_epoch(epoch):
         epoch_data = 0.0
-        for start in range(0, n, batch_size):
-            idx = slice(start, start + batch_size) if order is None else order[
-                start:start + batch_size]
+        for idx in _minibatches(n, batch_size, generator, X.device):
             Xb, yb = X[idx], y[idx]
             wb = None if weights is None else weights[idx]
             optimizer.zero_grad()
@@ -64,26 +109,12 @@ def train_map(module, likelihood, X, y, weights, *, prior_precision, solver, max
             optimizer.step()
             epoch_data += float(data)
         w = flat_parameters(module)
-        loss = epoch_data + 0.5 * prior_precision * float(w @ w)
-        if not math.isfinite(loss):
-            raise _diverged(epoch, learning_rate, solver)
-        loss_curve.append(loss)
-        if verbose:
-            print(f"Iteration {epoch}, objective = {loss:.8g}")
-        # tol is on the objective per unit of sample weight, as sklearn's MLP uses a mean loss.
-        if loss > best - tol * total_weight:
-            stall += 1
-        else:
-            stall = 0
-        best = min(best, loss)
-        if stall >= n_iter_no_change:
-            return loss_curve, epoch
-    warnings.warn(
-        f"Adam reached max_iter={max_iter} before the objective stopped improving; "
-        "increase max_iter.",
-        ConvergenceWarning,
-    )
-    return loss_curve, max_iter
+        return epoch_data + 0.5 * prior_precision * float(w @ w)
+
+    return _run_epochs(run_epoch, max_iter=max_iter, tol=tol,
+                       total_weight=_total_weight(X, weights),
+                       n_iter_no_change=n_iter_no_change, learning_rate=learning_rate,
+                       solver="adam", name="Adam", verbose=verbose)
 
 
 def _train_lbfgs(module, likelihood, X, y, weights, prior_precision, max_iter, tol,
@@ -117,3 +148,140 @@ def _train_lbfgs(module, likelihood, X, y, weights, prior_precision, max_iter, t
             ConvergenceWarning,
         )
     return evaluations, n_iter
+
+
+# ---------------------------------------------------------------------------
+# Variational inference: VOGN / OGN (Khan et al., 2018, 2019; Osawa et al., 2019)
+#
+# q(w) = N(mu, (S + delta I)^-1). Each step takes, on a minibatch B scaled by
+# c = N / |B|, expectations over q (Monte-Carlo samples: VOGN; the mean: OGN) of
+# the data term's gradient g = c sum_i w_i J_i^T r_i and GGN G = c sum_i w_i J_i^T Lambda_i J_i:
+#     S   <- (1 - beta) S + beta G
+#     mu  <- mu - alpha (S + delta I)^-1 (g + delta mu)
+# With alpha = beta this is a natural-gradient step on the variational objective.
+
+# Stopping waits until the initial precision's weight (1 - beta)^t is below this.
+_FORGOTTEN = 1e-3
+
+
+class VIState(NamedTuple):
+    """What a VI ``callback`` sees after each epoch (copies; changing them does nothing).
+
+    Attributes
+    ----------
+    iteration : int
+        The epoch just finished (1-based).
+    mean : torch.Tensor of shape (P,)
+        The mean ``mu`` of ``q``.
+    precision : torch.Tensor of shape (P,) or (P, P)
+        ``S + delta I``: its diagonal for ``posterior='diag'``, else the matrix.
+    """
+
+    iteration: int
+    mean: torch.Tensor
+    precision: torch.Tensor
+
+
+def data_gradient_and_ggn(module, likelihood, X, y, weights, points, structure):
+    """Average over the weight vectors ``points`` (m, P) of the data term's
+    gradient ``sum_i w_i J_i^T r_i``, its GGN (P-vector diagonal or P x P) and
+    its value ``sum_i w_i l_i``. ``module`` is left at the last point."""
+    grad = curvature = None
+    loss = 0.0
+    for point in points:
+        set_flat_parameters(module, point)
+        for sl, f, J, M in whitened_jacobians(module, likelihood, X, weights):
+            w_batch = None if weights is None else weights[sl]
+            r = likelihood.residual(f, y[sl])
+            if w_batch is not None:
+                r = r * w_batch[:, None]
+            g = torch.einsum("nk,nkp->p", r, J).to(torch.float64)
+            Mf = M.reshape(-1, M.shape[-1]).to(torch.float64)
+            term = (Mf**2).sum(0) if structure == "diag" else Mf.T @ Mf
+            grad = g if grad is None else grad + g
+            curvature = term if curvature is None else curvature + term
+            loss += float(likelihood.loss(f, y[sl], w_batch))
+    m = len(points)
+    return grad / m, curvature / m, loss / m
+
+
+def natural_gradient_step(q, curvature, grad, ggn, *, learning_rate, beta):
+    """One VOGN / OGN update from ``q = N(mu, (S + delta I)^-1)`` given the
+    (scaled) expected gradient and GGN of the data term. Return ``(q, S)``."""
+    curvature = (1 - beta) * curvature + beta * ggn
+    q = from_curvature(q.mean, curvature, q.prior_precision)
+    mean = q.mean - learning_rate * q.covariance_product(grad + q.prior_precision * q.mean)
+    return q.with_mean(mean), curvature
+
+
+def vi_step(module, likelihood, X, y, weights, q, curvature, *, learning_rate, beta,
+            scale=1.0, n_samples=None, generator=None):
+    """A VOGN step on the minibatch ``(X, y, weights)`` (or OGN when ``n_samples``
+    is None: expectations at the mean). ``scale`` is ``N / batch size``.
+
+    Return ``(q, curvature, data_loss)``: the next ``q`` and ``S``, and the
+    unscaled data term averaged over the points where it was evaluated.
+    """
+    structure = "diag" if curvature.dim() == 1 else "full"
+    points = q.mean[None] if n_samples is None else q.sample(n_samples, generator)
+    grad, ggn, loss = data_gradient_and_ggn(module, likelihood, X, y, weights, points,
+                                            structure)
+    if not (math.isfinite(loss) and bool(torch.isfinite(grad).all())):
+        return q, curvature, math.inf
+    q, curvature = natural_gradient_step(q, curvature, scale * grad, scale * ggn,
+                                         learning_rate=learning_rate, beta=beta)
+    return q, curvature, loss
+
+
+def train_vi(module, likelihood, X, y, weights, *, prior_precision, method, structure,
+             max_iter, learning_rate, beta, initial_precision, mc_samples, batch_size, tol,
+             n_iter_no_change, generator, callback=None, verbose=0):
+    """Fit ``q = N(mu, (S + delta I)^-1)`` by VOGN (``method='vogn'``) or OGN.
+
+    ``mu`` starts at the module's weights and ``S`` at ``initial_precision``
+    times the identity (``structure`` 'full') or its diagonal ('diag').
+    The stopping rule is Adam's, on the data term averaged over the points
+    where it was evaluated (the samples or the mean) plus ``delta/2 |mu|^2``,
+    but it only starts once the precision has forgotten its start: after
+    ``(1 - beta)^t <= 1e-3`` steps ``t``. The module is left at ``mu``.
+
+    Return ``(q, loss_curve, n_iter)``.
+    """
+    n = X.shape[0]
+    mean = flat_parameters(module).to(torch.float64)
+    n_params = mean.numel()
+    shape = (n_params,) if structure == "diag" else (n_params, n_params)
+    curvature = add_to_diagonal(torch.zeros(shape, dtype=torch.float64, device=mean.device),
+                                float(initial_precision))
+    q = from_curvature(mean, curvature, prior_precision)
+    n_samples = mc_samples if method == "vogn" else None
+    steps_per_epoch = math.ceil(n / batch_size)
+    burn_in_steps = 1 if beta >= 1 else math.log(_FORGOTTEN) / math.log1p(-beta)
+    burn_in = math.ceil(burn_in_steps / steps_per_epoch)
+
+    def run_epoch(epoch):
+        nonlocal q, curvature
+        epoch_data = 0.0
+        for idx in _minibatches(n, batch_size, generator, X.device):
+            Xb = X[idx]
+            wb = None if weights is None else weights[idx]
+            q, curvature, data = vi_step(
+                module, likelihood, Xb, y[idx], wb, q, curvature,
+                learning_rate=learning_rate, beta=beta, scale=n / Xb.shape[0],
+                n_samples=n_samples, generator=generator)
+            if not math.isfinite(data):
+                return math.inf
+            epoch_data += data
+        if callback is not None:
+            callback(VIState(epoch, q.mean.clone(), add_to_diagonal(curvature, prior_precision)))
+        return epoch_data + 0.5 * prior_precision * float(q.mean @ q.mean)
+
+    try:
+        loss_curve, n_iter = _run_epochs(
+            run_epoch, max_iter=max_iter, tol=tol, total_weight=_total_weight(X, weights),
+            n_iter_no_change=n_iter_no_change, learning_rate=learning_rate, solver="vi",
+            name=method.upper(), verbose=verbose, burn_in=burn_in)
+    finally:
+        set_flat_parameters(module, q.mean)
+    return q, loss_curve, n_iter
+
