@@ -1,0 +1,129 @@
+"""Evidence search against 5-fold cross-validation: wall time and test error.
+
+On the red-wine splits of Khan et al. (2019), choose the prior precision delta
+of an 11-20-20-1 tanh DNN2GPRegressor (sigma = 0.64) over one grid with
+
+* ``GridSearchCV(cv=5)`` scored by the validation MSE (5 fits per candidate,
+  plus the refit),
+* ``EvidenceSearchCV`` retraining every candidate (1 fit per candidate),
+* ``EvidenceSearchCV(reuse_network=True)`` (a few fits in all, the rest
+  closed-form evidence evaluations),
+
+all in the same process, one after the other, with one torch thread and
+``n_jobs=1``. Prints per split and in total the wall-time ratios
+``CV time / evidence time`` and the test MSE (original units, mean +-
+standard error over splits) of each selected model, with the paired
+difference to cross-validation's choice.
+
+Run ``python benchmarks/bench_evidence_vs_cv.py --help`` for options.
+"""
+
+import argparse
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import GridSearchCV
+
+from sklearn_dnn2gp import DNN2GPRegressor
+from sklearn_dnn2gp.model_selection import EvidenceSearchCV
+
+DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def load_split(data_dir, split):
+    data = np.loadtxt(data_dir / "winequality-red.csv", delimiter=",", skiprows=1)
+    data = data.astype(np.float32).astype(np.float64)
+    X, y = data[:, :11], data[:, 11]
+    train = np.loadtxt(data_dir / "wine_splits" / f"index_train_{split}.txt", dtype=int)
+    test = np.loadtxt(data_dir / "wine_splits" / f"index_test_{split}.txt", dtype=int)
+    x_mean, x_std = X[train].mean(0), X[train].std(0)
+    y_mean, y_std = y[train].mean(), y[train].std()
+    X, y = (X - x_mean) / x_std, (y - y_mean) / y_std
+    return X[train], y[train], X[test], y[test], y_std
+
+
+def timed(search, X, y):
+    start = time.perf_counter()
+    search.fit(X, y)
+    return time.perf_counter() - start
+
+
+def mean_se(values):
+    values = np.asarray(values, dtype=float)
+    if len(values) < 2:
+        return values.mean(), float("nan")
+    return values.mean(), values.std(ddof=1) / np.sqrt(len(values))
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--n-splits", type=int, default=5, help="wine splits to use (1-20)")
+    parser.add_argument("--grid", type=float, nargs="+",
+                        default=list(np.logspace(-1, 3, 13)), help="values of delta")
+    parser.add_argument("--max-iter", type=int, default=1000)
+    args = parser.parse_args(argv)
+    # A benchmark script may fix its own process's threads; the library never does.
+    torch.set_num_threads(1)
+    warnings.simplefilter("ignore", ConvergenceWarning)
+
+    reg = DNN2GPRegressor(hidden_layer_sizes=(20, 20), activation="tanh", noise_std=0.64,
+                          max_iter=args.max_iter, random_state=0)
+    grid = {"prior_precision": args.grid}
+    methods = {
+        "5-fold CV": lambda: GridSearchCV(reg, grid, cv=5, scoring="neg_mean_squared_error"),
+        "evidence": lambda: EvidenceSearchCV(reg, grid),
+        "evidence+reuse": lambda: EvidenceSearchCV(reg, grid, reuse_network=True),
+    }
+    times = {name: [] for name in methods}
+    mse = {name: [] for name in methods}
+    print(f"{len(args.grid)} values of delta, {args.n_splits} splits, "
+          f"max_iter={args.max_iter}, 1 thread, n_jobs=1")
+    print(f"{'split':>5} " + " ".join(f"{name + ' (s, delta, MSE)':>34}" for name in methods)
+          + f" {'ratio':>7} {'ratio reuse':>11}")
+    for split in range(args.n_splits):
+        X_train, y_train, X_test, y_test, y_std = load_split(args.data_dir, split)
+        row = []
+        for name, make in methods.items():
+            search = make()
+            seconds = timed(search, X_train, y_train)
+            error = y_std**2 * np.mean((search.predict(X_test) - y_test) ** 2)
+            times[name].append(seconds)
+            mse[name].append(error)
+            delta = search.best_params_["prior_precision"]
+            networks = getattr(search, "n_networks_", None)
+            extra = f"[{networks} nets]" if networks is not None else ""
+            row.append(f"{seconds:8.1f} {delta:8.3g} {error:7.4f} {extra:>8}")
+        ratio = times["5-fold CV"][-1] / times["evidence"][-1]
+        ratio_reuse = times["5-fold CV"][-1] / times["evidence+reuse"][-1]
+        print(f"{split:>5} " + " ".join(f"{r:>34}" for r in row)
+              + f" {ratio:7.1f} {ratio_reuse:11.1f}", flush=True)
+
+    total = {name: sum(t) for name, t in times.items()}
+    print("\nwall-time ratio CV / evidence (total over splits):")
+    for name in ("evidence", "evidence+reuse"):
+        per_split = np.array(times["5-fold CV"]) / np.array(times[name])
+        m, s = mean_se(per_split)
+        print(f"  {name:<15} {total['5-fold CV'] / total[name]:6.1f}x  "
+              f"(per split {m:.1f} +- {s:.1f}; {total[name]:.0f} s vs "
+              f"{total['5-fold CV']:.0f} s)")
+    print("test MSE of the selected model (original units), mean +- standard error:")
+    for name in methods:
+        m, s = mean_se(mse[name])
+        line = f"  {name:<15} {m:.4f} +- {s:.4f}"
+        if name != "5-fold CV":
+            diff = np.array(mse[name]) - np.array(mse["5-fold CV"])
+            dm, ds = mean_se(diff)
+            cv_se = mean_se(mse["5-fold CV"])[1]
+            verdict = "within" if m - mean_se(mse["5-fold CV"])[0] <= cv_se else "NOT within"
+            line += (f"   minus CV: {dm:+.4f} +- {ds:.4f} (paired); {verdict} one "
+                     "standard error of CV")
+        print(line)
+
+
+if __name__ == "__main__":
+    main()
