@@ -14,7 +14,23 @@ import torch
 _LOG_2PI = math.log(2 * math.pi)
 
 
-def gaussian_log_evidence(posterior, sq_norm, coords, n_observations, sum_log_noise):
+def _kept(eigvals):
+    """Eigenvalues of G that are not round-off (relative to the largest)."""
+    return eigvals > eigvals.max().clamp_min(0) * eigvals.numel() * torch.finfo(eigvals.dtype).eps
+
+
+def residual_sq_norm(posterior, sq_norm, coords):
+    """``|u_perp|^2``: the part of ``|u|^2`` outside the column space of ``M``.
+
+    ``|u|^2 = |u_perp|^2 + sum_j c_j^2 / lambda_j``; splitting it once at fit
+    time lets :func:`gaussian_log_evidence` add only non-negative terms.
+    """
+    keep = _kept(posterior.eigvals)
+    inside = (coords[keep] ** 2 / posterior.eigvals[keep]).sum()
+    return (sq_norm - inside).clamp_min(0)
+
+
+def gaussian_log_evidence(posterior, residual, coords, n_observations, sum_log_noise):
     """GP evidence ``log N(y~ | 0, J J^T / delta + Lambda^-1)``.
 
     Parameters
@@ -22,17 +38,27 @@ def gaussian_log_evidence(posterior, sq_norm, coords, n_observations, sum_log_no
     posterior : FullPosterior
         Carries ``delta`` and the curvature scale ``s``: the noise stds are
         ``c`` times those the whitening used, with ``s = 1 / c^2``.
-    sq_norm : tensor
-        ``|u|^2`` for the whitened targets ``u`` at ``s = 1``.
+    residual : tensor
+        ``|u_perp|^2`` (:func:`residual_sq_norm`) for the whitened targets
+        ``u`` at ``s = 1``.
     coords : tensor
-        Spectral coordinates of ``b = M^T u`` at ``s = 1``.
+        Spectral coordinates ``c`` of ``b = M^T u`` at ``s = 1``.
     n_observations : float
         ``K sum_i w_i``, the number of scalar observations.
     sum_log_noise : float
         ``sum_i w_i sum_k log sigma_k`` at the new noise stds.
+
+    Notes
+    -----
+    The data term ``s |u|^2 - s^2 sum_j c_j^2 / (s lambda_j + delta)`` is
+    evaluated as ``s |u_perp|^2 + sum_j c_j^2 s delta / (lambda_j (s lambda_j + delta))``,
+    a sum of non-negative terms, so it does not cancel when ``s`` is large.
     """
     s, delta = posterior.curvature_scale, posterior.prior_precision
-    quad = s * sq_norm - s**2 * (coords**2 / (posterior.spectrum + delta)).sum()
+    lam = posterior.eigvals
+    keep = _kept(lam)
+    inside = coords[keep] ** 2 * s * delta / (lam[keep] * (s * lam[keep] + delta))
+    quad = s * residual + inside.sum()
     return (
         -0.5 * quad
         - 0.5 * posterior.log_det_ratio()

@@ -9,7 +9,12 @@ from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from ._base import BaseDNN2GP
-from ._evidence import gaussian_log_evidence, gaussian_log_likelihood, laplace_log_evidence
+from ._evidence import (
+    gaussian_log_evidence,
+    gaussian_log_likelihood,
+    laplace_log_evidence,
+    residual_sq_norm,
+)
 from ._gp import gaussian_transformed_targets
 from ._likelihoods import Gaussian
 from ._utils import batches, to_numpy, to_tensor
@@ -250,12 +255,11 @@ class DNN2GPRegressor(RegressorMixin, BaseDNN2GP):
 
     def _finalize_stats(self, stats, posterior):
         super()._finalize_stats(stats, posterior)
-        self._sq_norm = stats["sq_norm"]
         self._rss = stats["rss"]
         self._sum_weights = stats["sum_weights"]
-        self._b = stats["b"]
         if self.posterior == "full":
             self._coords = posterior.spectral_coordinates(stats["b"])
+            self._residual = residual_sq_norm(posterior, stats["sq_norm"], self._coords)
 
     def _likelihood(self):
         param = next(self.module_.parameters())
@@ -307,7 +311,7 @@ class DNN2GPRegressor(RegressorMixin, BaseDNN2GP):
         sum_log_noise = self._sum_weights * float(np.log(sigma).sum())
         if self.posterior == "full":
             value = gaussian_log_evidence(
-                posterior, self._sq_norm, self._coords,
+                posterior, self._residual, self._coords,
                 self._sum_weights * sigma.size, sum_log_noise)
         else:
             log_lik = gaussian_log_likelihood(self._rss, self._sum_weights, sigma)

@@ -347,3 +347,26 @@ def test_cuda_requested_without_cuda():
     X, y = gap_data(10)
     with pytest.raises(ValueError, match="CUDA"):
         DNN2GPRegressor(device="cuda").fit(X, y)
+
+
+def test_evidence_reevaluation_is_stable_for_large_noise_changes():
+    # The data term is a sum of non-negative parts: no cancellation when the noise
+    # shrinks by orders of magnitude (it once returned +1e13 here). The reference
+    # uses the SVD of the unwhitened Jacobian, J = U S V^T, in numpy.
+    X, y = gap_data(40)
+    est = DNN2GPRegressor(hidden_layer_sizes=(6,), noise_std=0.3, random_state=0).fit(X, y)
+    J = est.features(X)[:, 0]
+    y_tilde = y + J @ est.posterior_.mean.numpy() - est.predict(X)
+    U, S, _ = np.linalg.svd(J, full_matrices=False)
+    proj = U.T @ y_tilde
+    outside = y_tilde @ y_tilde - proj @ proj
+    n, r = len(y), len(S)
+    for delta, sigma in [(1e-2, 1e-3), (1e-3, 1e-2), (1e4, 1e-5), (0.1, 50.0)]:
+        var = S**2 / delta + sigma**2
+        expected = -0.5 * (np.sum(proj**2 / var) + outside / sigma**2) - 0.5 * (
+            np.log(var).sum() + (n - r) * np.log(sigma**2)) - 0.5 * n * np.log(2 * np.pi)
+        value = est.log_marginal_likelihood(delta, sigma)
+        np.testing.assert_allclose(value, expected, rtol=1e-6)
+    # Further out, directions of J below float64 round-off of G (singular values
+    # 1e-16 of the largest here) blur the split, but the value stays a large negative.
+    assert -1e12 < est.log_marginal_likelihood(1e-5, 7e-6) < -1e8
