@@ -29,21 +29,10 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import GridSearchCV
 
 from sklearn_dnn2gp import DNN2GPRegressor
+from sklearn_dnn2gp.datasets import default_data_dir, load_wine_split
 from sklearn_dnn2gp.model_selection import EvidenceSearchCV
 
-DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-
-
-def load_split(data_dir, split):
-    data = np.loadtxt(data_dir / "winequality-red.csv", delimiter=",", skiprows=1)
-    data = data.astype(np.float32).astype(np.float64)
-    X, y = data[:, :11], data[:, 11]
-    train = np.loadtxt(data_dir / "wine_splits" / f"index_train_{split}.txt", dtype=int)
-    test = np.loadtxt(data_dir / "wine_splits" / f"index_test_{split}.txt", dtype=int)
-    x_mean, x_std = X[train].mean(0), X[train].std(0)
-    y_mean, y_std = y[train].mean(), y[train].std()
-    X, y = (X - x_mean) / x_std, (y - y_mean) / y_std
-    return X[train], y[train], X[test], y[test], y_std
+DEFAULT_DATA = default_data_dir()
 
 
 def timed(search, X, y):
@@ -65,7 +54,8 @@ def main(argv=None):
     parser.add_argument("--n-splits", type=int, default=5, help="wine splits to use (1-20)")
     parser.add_argument("--grid", type=float, nargs="+",
                         default=list(np.logspace(-1, 3, 13)), help="values of delta")
-    parser.add_argument("--max-iter", type=int, default=1000)
+    parser.add_argument("--max-iter", type=int, default=5000,
+                        help="L-BFGS iterations (the estimator default lets fits converge)")
     args = parser.parse_args(argv)
     # A benchmark script may fix its own process's threads; the library never does.
     torch.set_num_threads(1)
@@ -86,7 +76,7 @@ def main(argv=None):
     print(f"{'split':>5} " + " ".join(f"{name + ' (s, delta, MSE)':>34}" for name in methods)
           + f" {'ratio':>7} {'ratio reuse':>11}")
     for split in range(args.n_splits):
-        X_train, y_train, X_test, y_test, y_std = load_split(args.data_dir, split)
+        X_train, y_train, X_test, y_test, y_std = load_wine_split(split, args.data_dir)
         row = []
         for name, make in methods.items():
             search = make()

@@ -28,8 +28,9 @@ from joblib import Parallel, delayed
 from sklearn.exceptions import ConvergenceWarning
 
 from sklearn_dnn2gp import DNN2GPRegressor
+from sklearn_dnn2gp.datasets import default_data_dir
 
-DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+DEFAULT_DATA = default_data_dir()
 
 
 def with_bias_input(x):

@@ -31,8 +31,9 @@ from joblib import Parallel, delayed
 from sklearn.exceptions import ConvergenceWarning
 
 from sklearn_dnn2gp import DNN2GPRegressor
+from sklearn_dnn2gp.datasets import default_data_dir, load_wine_split
 
-DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+DEFAULT_DATA = default_data_dir()
 
 SWEEPS = {
     # name: (parameter, full grid, quick grid, fixed settings)
@@ -45,24 +46,10 @@ SWEEPS = {
 }
 
 
-def load_split(data_dir, split):
-    data = np.loadtxt(data_dir / "winequality-red.csv", delimiter=",", skiprows=1)
-    # The paper's loader went through float32 before float64.
-    data = data.astype(np.float32).astype(np.float64)
-    X, y = data[:, :11], data[:, 11]
-    train = np.loadtxt(data_dir / "wine_splits" / f"index_train_{split}.txt", dtype=int)
-    test = np.loadtxt(data_dir / "wine_splits" / f"index_test_{split}.txt", dtype=int)
-    x_mean, x_std = X[train].mean(0), X[train].std(0)
-    y_mean, y_std = y[train].mean(), y[train].std()
-    X = (X - x_mean) / x_std
-    y = (y - y_mean) / y_std
-    return X[train], y[train], X[test], y[test], y_std
-
-
 def fit_one(data_dir, split, parameter, value, fixed, max_iter):
     # One intra-op thread per worker process: the parallelism is across fits.
     torch.set_num_threads(1)
-    X_train, y_train, X_test, y_test, y_std = load_split(data_dir, split)
+    X_train, y_train, X_test, y_test, y_std = load_wine_split(split, data_dir)
     if parameter == "hidden_layer_sizes":
         value = (int(value),)
     reg = DNN2GPRegressor(activation="tanh", max_iter=max_iter, random_state=split,

@@ -2,6 +2,13 @@
 
 from ._classifier import DNN2GPClassifier
 from ._regressor import DNN2GPRegressor
+from .model_selection import EvidenceSearchCV, evidence_scorer, maximize_evidence
 
-__all__ = ["DNN2GPClassifier", "DNN2GPRegressor"]
+__all__ = [
+    "DNN2GPClassifier",
+    "DNN2GPRegressor",
+    "EvidenceSearchCV",
+    "evidence_scorer",
+    "maximize_evidence",
+]
 __version__ = "0.1.0"

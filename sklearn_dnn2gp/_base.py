@@ -10,7 +10,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
-from ._curvature import output_and_jacobian, whitened_jacobians
+from ._curvature import ggn, output_and_jacobian, whitened_jacobians
 from ._gp import ntk, vi_iterate_gp
 from ._network import flat_parameters, make_mlp, set_flat_parameters
 from ._posterior import DiagPosterior, FullPosterior
@@ -34,6 +34,17 @@ def _check_hidden_layer_sizes(sizes):
             f"linear model), got {sizes!r}."
         )
     return tuple(int(s) for s in sizes)
+
+
+def _same_network(old, new):
+    """Whether a fitted module has the architecture of a newly built one."""
+    if old is None or len(old) != len(new):
+        return False
+    return all(
+        type(a) is type(b) and getattr(a, "weight", torch.empty(0)).shape == getattr(
+            b, "weight", torch.empty(0)).shape
+        for a, b in zip(old, new)
+    )
 
 
 class BaseDNN2GP(BaseEstimator):
@@ -60,6 +71,7 @@ class BaseDNN2GP(BaseEstimator):
         "device": [str, torch.device],
         "dtype": [StrOptions({"float64", "float32"})],
         "verbose": ["verbose"],
+        "warm_start": ["boolean"],
     }
 
     # ----------------------------------------------------------------- fitting
@@ -83,6 +95,9 @@ class BaseDNN2GP(BaseEstimator):
 
         module = make_mlp(X.shape[1], hidden, n_outputs, self.activation, dtype=dtype,
                           device=device, generator=generator)
+        if self.warm_start and _same_network(getattr(self, "module_", None), module):
+            # Start from the previous solution (e.g. a neighbouring prior_precision).
+            set_flat_parameters(module, flat_parameters(self.module_).to(device, dtype))
         training = dict(max_iter=self.max_iter, learning_rate=self.learning_rate_init,
                         batch_size=batch_size, tol=self.tol,
                         n_iter_no_change=self.n_iter_no_change, generator=generator,
@@ -132,13 +147,18 @@ class BaseDNN2GP(BaseEstimator):
         full = self.posterior == "full"
         function_space = full and n_rows < n_params
         curvature, rows = None, []
+        # Several outputs: the Kronecker-factored GGN skips the N K P^2 product.
+        kronecker = not function_space and self._n_outputs > 1
+        if kronecker:
+            curvature = ggn(self.module_, likelihood, X, weights,
+                            structure="full" if full else "diag")
         stats = {"log_likelihood": torch.zeros((), dtype=torch.float64, device=mean.device)}
         for sl, f, J, M in whitened_jacobians(self.module_, likelihood, X, weights):
             w_batch = None if weights is None else weights[sl]
             Mf = M.reshape(-1, n_params).to(torch.float64)
             if function_space:
                 rows.append(Mf)
-            else:
+            elif not kronecker:
                 term = Mf.T @ Mf if full else (Mf**2).sum(0)
                 curvature = term if curvature is None else curvature + term
             stats["log_likelihood"] -= likelihood.loss(f, y[sl], w_batch).to(torch.float64)

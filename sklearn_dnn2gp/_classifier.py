@@ -144,6 +144,10 @@ class DNN2GPClassifier(ClassifierMixin, BaseDNN2GP):
         With ``inference='vi'``, called after every epoch with a ``VIState``
         (``iteration``, ``mean``, ``precision``; copies), which
         :meth:`iterate_gp` accepts.
+    warm_start : bool, default=False
+        Start training from the weights of the previous call to ``fit`` when
+        the architecture is unchanged (e.g. after ``set_params`` of
+        ``prior_precision``); otherwise from a fresh initialisation.
 
     Attributes
     ----------
@@ -193,7 +197,7 @@ class DNN2GPClassifier(ClassifierMixin, BaseDNN2GP):
                  precision_rate=None, initial_precision=1.0, link_approximation="bridge",
                  link_samples=100, solver="lbfgs", max_iter=5000, learning_rate_init=1e-2,
                  batch_size="auto", tol=1e-5, n_iter_no_change=10, random_state=None,
-                 device="auto", dtype="float64", verbose=0, callback=None):
+                 device="auto", dtype="float64", verbose=0, callback=None, warm_start=False):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.prior_precision = prior_precision
@@ -216,6 +220,7 @@ class DNN2GPClassifier(ClassifierMixin, BaseDNN2GP):
         self.dtype = dtype
         self.verbose = verbose
         self.callback = callback
+        self.warm_start = warm_start
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, sample_weight=None):

@@ -9,7 +9,9 @@ evidence, used for classification and for diagonal posteriors.
 
 import math
 
+import numpy as np
 import torch
+from scipy.optimize import minimize
 
 _LOG_2PI = math.log(2 * math.pi)
 
@@ -106,9 +108,6 @@ def maximize_log_evidence(log_evidence, start, bounds):
     value : float
         ``log_evidence(theta)``.
     """
-    import numpy as np
-    from scipy.optimize import minimize
-
     log_bounds = np.log(np.asarray(bounds, dtype=np.float64))
     x0 = np.clip(np.log(np.asarray(start, dtype=np.float64)), log_bounds[:, 0], log_bounds[:, 1])
 

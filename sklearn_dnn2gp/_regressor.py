@@ -116,6 +116,10 @@ class DNN2GPRegressor(RegressorMixin, BaseDNN2GP):
         ``precision``: copies as tensors; ``precision`` is the diagonal for
         ``posterior='diag'``). Pass a state to :meth:`iterate_gp` to see the
         GP and its kernel at that iterate.
+    warm_start : bool, default=False
+        Start training from the weights of the previous call to ``fit`` when
+        the architecture is unchanged (e.g. after ``set_params`` of
+        ``prior_precision``); otherwise from a fresh initialisation.
 
     Attributes
     ----------
@@ -179,7 +183,7 @@ class DNN2GPRegressor(RegressorMixin, BaseDNN2GP):
                  mc_samples=1, precision_rate=None, initial_precision=1.0, solver="lbfgs",
                  max_iter=5000, learning_rate_init=1e-2, batch_size="auto", tol=1e-5,
                  n_iter_no_change=10, random_state=None, device="auto", dtype="float64",
-                 verbose=0, callback=None):
+                 verbose=0, callback=None, warm_start=False):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.prior_precision = prior_precision
@@ -201,6 +205,7 @@ class DNN2GPRegressor(RegressorMixin, BaseDNN2GP):
         self.dtype = dtype
         self.verbose = verbose
         self.callback = callback
+        self.warm_start = warm_start
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -1,4 +1,8 @@
-"""Small helpers: random state, device and dtype resolution, tensor conversion."""
+"""Small helpers: random state, device and dtype resolution, tensor conversion,
+scoped thread limits."""
+
+import os
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -51,3 +55,22 @@ def batches(n, batch_size):
     """Yield slices covering ``range(n)`` in order, ``batch_size`` at a time."""
     for start in range(0, n, batch_size):
         yield slice(start, min(start + batch_size, n))
+
+
+@contextmanager
+def worker_torch_threads(n_threads, caller_pid):
+    """Limit torch's intra-op threads inside a worker *process* and restore them.
+
+    The thread count is process-wide: in the calling process (sequential
+    backend, threading backend, Dask with ``processes=False``) it is left
+    alone, so a search never changes its caller's setting.
+    """
+    if n_threads is None or os.getpid() == caller_pid:
+        yield
+        return
+    previous = torch.get_num_threads()
+    torch.set_num_threads(n_threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)

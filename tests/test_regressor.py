@@ -370,3 +370,17 @@ def test_evidence_reevaluation_is_stable_for_large_noise_changes():
     # Further out, directions of J below float64 round-off of G (singular values
     # 1e-16 of the largest here) blur the split, but the value stays a large negative.
     assert -1e12 < est.log_marginal_likelihood(1e-5, 7e-6) < -1e8
+
+
+def test_warm_start_continues_from_the_previous_weights():
+    X, y = gap_data(40)
+    est = DNN2GPRegressor(hidden_layer_sizes=(8,), noise_std=0.2, random_state=0).fit(X, y)
+    cold = DNN2GPRegressor(**{**est.get_params(), "prior_precision": 1.5}).fit(X, y)
+    est.set_params(prior_precision=1.5, warm_start=True).fit(X, y)
+    assert est.n_iter_ < cold.n_iter_
+    np.testing.assert_allclose(est.log_marginal_likelihood_, cold.log_marginal_likelihood_,
+                               rtol=1e-4)
+    # Another architecture cannot be warm-started: a fresh network, as a cold fit.
+    est.set_params(hidden_layer_sizes=(5,)).fit(X, y)
+    fresh = DNN2GPRegressor(**{**est.get_params(), "warm_start": False}).fit(X, y)
+    np.testing.assert_array_equal(est.predict(X), fresh.predict(X))

@@ -1,6 +1,5 @@
 import copy
 import pickle
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,10 +13,9 @@ from sklearn_dnn2gp._likelihoods import Gaussian
 from sklearn_dnn2gp._network import make_mlp, set_flat_parameters
 from sklearn_dnn2gp._posterior import FullPosterior, from_curvature
 from sklearn_dnn2gp._training import vi_step
+from sklearn_dnn2gp.datasets import default_data_dir, load_snelson
 
 from ._helpers import blr_posterior, gap_data
-
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
 def _tanh_mlp_jacobian(w, x, hidden):
@@ -212,12 +210,9 @@ def test_linear_gaussian_diag_fixed_point():
 
 def test_snelson_in_between_uncertainty():
     try:
-        x = np.loadtxt(DATA / "snelson_train_inputs.txt")
-        t = np.loadtxt(DATA / "snelson_train_outputs.txt")
+        X, y = load_snelson()
     except OSError:
-        pytest.skip(f"Snelson data not found under {DATA}")
-    keep = (x < 1.5) | (x > 3)
-    X, y = x[keep][:, None], t[keep]
+        pytest.skip(f"Snelson data not found under {default_data_dir()}")
     assert len(y) == 148
     est = DNN2GPRegressor(
         hidden_layer_sizes=(32,), activation="sigmoid", prior_precision=1.0, noise_std=0.286,
