@@ -9,10 +9,39 @@ no new factorisation. Both spaces give the same numbers (Woodbury) and are
 tested against each other.
 """
 
+import copy
+
 import torch
 
 
-class FullPosterior:
+class _Gaussian:
+    """What both posteriors share: their size and cheap copies with other
+    hyperparameters or another mean (the factorisation is shared, not copied)."""
+
+    @property
+    def n_parameters(self):
+        return self.mean.numel()
+
+    def _replace(self, **changes):
+        new = copy.copy(self)
+        new.__dict__.update(changes)
+        return new
+
+    def with_hyperparameters(self, prior_precision=None, curvature_scale=None):
+        """The same curvature at another ``delta`` and/or scale, without refactorising."""
+        changes = {}
+        if prior_precision is not None:
+            changes["prior_precision"] = float(prior_precision)
+        if curvature_scale is not None:
+            changes["curvature_scale"] = float(curvature_scale)
+        return self._replace(**changes)
+
+    def with_mean(self, mean):
+        """The same covariance around another mean."""
+        return self._replace(mean=mean)
+
+
+class FullPosterior(_Gaussian):
     """Full-covariance Gaussian posterior.
 
     Use :meth:`from_ggn` (weight space) or :meth:`from_whitened_jacobian`
@@ -40,24 +69,6 @@ class FullPosterior:
         eigvals, eigvecs = torch.linalg.eigh(M @ M.T)
         return cls(mean, prior_precision, eigvals.clamp_min(0), eigvecs, "function",
                    whitened_jacobian=M)
-
-    @property
-    def n_parameters(self):
-        return self.mean.numel()
-
-    def with_hyperparameters(self, prior_precision=None, curvature_scale=None):
-        """The same curvature at another ``delta`` and/or scale, without refactorising."""
-        return type(self)(
-            self.mean,
-            self.prior_precision if prior_precision is None else prior_precision,
-            self.eigvals, self.eigvecs, self.space, self.whitened_jacobian,
-            self.curvature_scale if curvature_scale is None else curvature_scale,
-        )
-
-    def with_mean(self, mean):
-        """The same covariance around another mean."""
-        return type(self)(mean, self.prior_precision, self.eigvals, self.eigvecs, self.space,
-                          self.whitened_jacobian, self.curvature_scale)
 
     @property
     def spectrum(self):
@@ -140,7 +151,7 @@ class FullPosterior:
         return self.mean.to(torch.float64) + z
 
 
-class DiagPosterior:
+class DiagPosterior(_Gaussian):
     """Diagonal Gaussian posterior ``N(mean, diag(s g + delta)^-1)``."""
 
     space = "weight"
@@ -150,21 +161,6 @@ class DiagPosterior:
         self.prior_precision = float(prior_precision)
         self.diagonal = diagonal.to(torch.float64)
         self.curvature_scale = float(curvature_scale)
-
-    @property
-    def n_parameters(self):
-        return self.mean.numel()
-
-    def with_hyperparameters(self, prior_precision=None, curvature_scale=None):
-        return type(self)(
-            self.mean,
-            self.prior_precision if prior_precision is None else prior_precision,
-            self.diagonal,
-            self.curvature_scale if curvature_scale is None else curvature_scale,
-        )
-
-    def with_mean(self, mean):
-        return type(self)(mean, self.prior_precision, self.diagonal, self.curvature_scale)
 
     @property
     def spectrum(self):
