@@ -18,6 +18,8 @@ setup(
     extras_require={
         "plot": ["matplotlib>=3.7"],
         "test": ["pytest>=7", "pandas>=2.0", "matplotlib>=3.7"],
+        # For the Dask test of the evidence search (a slow test).
+        "dask": ["dask[distributed]>=2024.1"],
     },
     license="BSD-3-Clause",
 )
