@@ -54,7 +54,7 @@ class BaseDNN2GP(BaseEstimator):
         "hidden_layer_sizes": [Interval(Integral, 1, None, closed="left"), "array-like"],
         "activation": [StrOptions({"tanh", "relu", "sigmoid", "identity"})],
         "prior_precision": [Interval(Real, 0, None, closed="neither")],
-        "posterior": [StrOptions({"full", "diag"})],
+        "posterior": [StrOptions({"auto", "full", "diag"})],
         "inference": [StrOptions({"laplace", "vi"})],
         "vi_method": [StrOptions({"vogn", "ogn"})],
         "mc_samples": [Interval(Integral, 1, None, closed="left")],
@@ -106,7 +106,7 @@ class BaseDNN2GP(BaseEstimator):
         if self.inference == "vi":
             variational, self.loss_curve_, self.n_iter_ = train_vi(
                 module, likelihood, X_t, y_t, w_t, prior_precision=self.prior_precision,
-                method=self.vi_method, structure=self.posterior, beta=self._precision_rate(),
+                method=self.vi_method, structure=self._structure(), beta=self._precision_rate(),
                 initial_precision=self.initial_precision, mc_samples=self.mc_samples,
                 callback=self.callback, **training,
             )
@@ -128,6 +128,12 @@ class BaseDNN2GP(BaseEstimator):
         self.log_marginal_likelihood_ = float(self.log_marginal_likelihood())
         return self
 
+    def _structure(self):
+        """The posterior structure: 'auto' is full for Laplace, diagonal for VI."""
+        if self.posterior != "auto":
+            return self.posterior
+        return "diag" if self.inference == "vi" else "full"
+
     def _precision_rate(self):
         beta = self.learning_rate_init if self.precision_rate is None else self.precision_rate
         if not 0 < beta <= 1:
@@ -144,7 +150,7 @@ class BaseDNN2GP(BaseEstimator):
         mean = flat_parameters(self.module_).to(torch.float64)
         n_params = mean.numel()
         n_rows = X.shape[0] * self._n_outputs
-        full = self.posterior == "full"
+        full = self._structure() == "full"
         function_space = full and n_rows < n_params
         curvature, rows = None, []
         # Several outputs: the Kronecker-factored GGN skips the N K P^2 product.

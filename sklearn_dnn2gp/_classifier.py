@@ -76,10 +76,14 @@ class DNN2GPClassifier(ClassifierMixin, BaseDNN2GP):
     activation : {'tanh', 'relu', 'sigmoid', 'identity'}, default='tanh'
     prior_precision : float, default=1.0
         Precision ``delta`` of the isotropic Gaussian prior on all parameters.
-    posterior : {'full', 'diag'}, default='full'
+    posterior : {'auto', 'full', 'diag'}, default='auto'
         Structure of the GGN, and under ``inference='vi'`` of the precision
-        of ``q``. Full-covariance VI (VOGGN) solves a P x P system at every
-        step: use it for small networks only.
+        of ``q``. ``'full'`` is exact; ``'diag'`` keeps the diagonal only (for
+        large networks). ``'auto'`` is ``'full'`` for the Laplace posterior
+        and ``'diag'`` for VI, whose full-covariance variant (VOGGN) solves a
+        P x P system at every step and suits small networks only. Diagonal VI
+        has no momentum and may need a smaller ``learning_rate_init`` and more
+        epochs on nonlinear networks.
     inference : {'laplace', 'vi'}, default='laplace'
         ``'laplace'``: train to the MAP with ``solver``, then the Laplace-GGN
         posterior. ``'vi'``: train with ``vi_method`` and keep its
@@ -193,7 +197,7 @@ class DNN2GPClassifier(ClassifierMixin, BaseDNN2GP):
     }
 
     def __init__(self, hidden_layer_sizes=(50,), activation="tanh", prior_precision=1.0,
-                 posterior="full", inference="laplace", vi_method="vogn", mc_samples=1,
+                 posterior="auto", inference="laplace", vi_method="vogn", mc_samples=1,
                  precision_rate=None, initial_precision=1.0, link_approximation="bridge",
                  link_samples=100, solver="lbfgs", max_iter=5000, learning_rate_init=1e-2,
                  batch_size="auto", tol=1e-5, n_iter_no_change=10, random_state=None,

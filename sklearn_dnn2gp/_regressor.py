@@ -49,11 +49,14 @@ class DNN2GPRegressor(RegressorMixin, BaseDNN2GP):
     noise_std : float or array-like of shape (n_targets,), default=1.0
         Standard deviation ``sigma`` of the Gaussian observation noise, in the
         units of ``y``; one value per target for multi-output ``y``.
-    posterior : {'full', 'diag'}, default='full'
+    posterior : {'auto', 'full', 'diag'}, default='auto'
         Structure of the GGN, and under ``inference='vi'`` of the precision
         of ``q``. ``'full'`` is exact; ``'diag'`` keeps the diagonal only (for
-        large networks). Full-covariance VI (VOGGN) solves a P x P system at
-        every step: use it for small networks only.
+        large networks). ``'auto'`` is ``'full'`` for the Laplace posterior
+        and ``'diag'`` for VI, whose full-covariance variant (VOGGN) solves a
+        P x P system at every step and suits small networks only. Diagonal VI
+        has no momentum and may need a smaller ``learning_rate_init`` and more
+        epochs on nonlinear networks.
     inference : {'laplace', 'vi'}, default='laplace'
         ``'laplace'``: train to the MAP with ``solver``, then the Laplace-GGN
         posterior ``N(w*, (G + delta I)^-1)``. ``'vi'``: train with
@@ -134,7 +137,7 @@ class DNN2GPRegressor(RegressorMixin, BaseDNN2GP):
         The noise standard deviations used.
     log_marginal_likelihood_ : float
         Log evidence of the training targets: the GP evidence of the
-        transformed targets for ``posterior='full'``, the Laplace-GGN
+        transformed targets for a full posterior, the Laplace-GGN
         evidence with the diagonal GGN for ``posterior='diag'``. Under
         ``inference='vi'`` the same formulas at the final mean ``mu``, with
         the exact GGN there (not VI's averaged, sampled ``S``): the evidence
@@ -179,7 +182,7 @@ class DNN2GPRegressor(RegressorMixin, BaseDNN2GP):
     }
 
     def __init__(self, hidden_layer_sizes=(50,), activation="tanh", prior_precision=1.0,
-                 noise_std=1.0, posterior="full", inference="laplace", vi_method="vogn",
+                 noise_std=1.0, posterior="auto", inference="laplace", vi_method="vogn",
                  mc_samples=1, precision_rate=None, initial_precision=1.0, solver="lbfgs",
                  max_iter=5000, learning_rate_init=1e-2, batch_size="auto", tol=1e-5,
                  n_iter_no_change=10, random_state=None, device="auto", dtype="float64",
@@ -262,7 +265,7 @@ class DNN2GPRegressor(RegressorMixin, BaseDNN2GP):
         super()._finalize_stats(stats, posterior)
         self._rss = stats["rss"]
         self._sum_weights = stats["sum_weights"]
-        if self.posterior == "full":
+        if self._structure() == "full":
             self._coords = posterior.spectral_coordinates(stats["b"])
             self._residual = residual_sq_norm(posterior, stats["sq_norm"], self._coords)
 
@@ -314,7 +317,7 @@ class DNN2GPRegressor(RegressorMixin, BaseDNN2GP):
             )
         posterior = self._evidence_posterior.with_hyperparameters(delta, 1.0 / ratio[0] ** 2)
         sum_log_noise = self._sum_weights * float(np.log(sigma).sum())
-        if self.posterior == "full":
+        if self._structure() == "full":
             value = gaussian_log_evidence(
                 posterior, self._residual, self._coords,
                 self._sum_weights * sigma.size, sum_log_noise)

@@ -121,6 +121,7 @@ def test_ogn_fixed_point_is_map_with_ggn_precision():
     delta, sigma, posterior = 0.5, 0.2, "full"
     est = DNN2GPRegressor(
         hidden_layer_sizes=(5,), prior_precision=delta, noise_std=sigma, inference="vi",
+        posterior=posterior,
         vi_method="ogn", learning_rate_init=0.1, precision_rate=0.1, max_iter=1500, tol=0,
         n_iter_no_change=1500, random_state=0,
     )
@@ -164,6 +165,7 @@ def test_linear_gaussian_vogn_full_reaches_the_exact_posterior():
     mean, cov = blr_posterior(Phi, y, delta, sigma)
     est = DNN2GPRegressor(
         hidden_layer_sizes=(), prior_precision=delta, noise_std=sigma, inference="vi",
+        posterior="full",
         mc_samples=m, learning_rate_init=alpha, max_iter=800, tol=0, n_iter_no_change=800,
         random_state=0,
     )
@@ -216,7 +218,7 @@ def test_snelson_in_between_uncertainty():
     assert len(y) == 148
     est = DNN2GPRegressor(
         hidden_layer_sizes=(32,), activation="sigmoid", prior_precision=1.0, noise_std=0.286,
-        inference="vi", mc_samples=4, learning_rate_init=0.05, random_state=0,
+        inference="vi", posterior="full", mc_samples=4, learning_rate_init=0.05, random_state=0,
     ).fit(X, y)
     in_gap = np.linspace(1.75, 2.75, 9)[:, None]
     _, std_data = est.predict(X, return_std=True)
@@ -260,7 +262,7 @@ def test_vi_posterior_drives_predictions_and_evidence_is_laplace_at_mu():
     X, y = gap_data(25)
     delta, sigma = 0.8, 0.2
     est = DNN2GPRegressor(hidden_layer_sizes=(4,), prior_precision=delta, noise_std=sigma,
-                          inference="vi", mc_samples=3, learning_rate_init=0.05,
+                          inference="vi", posterior="full", mc_samples=3, learning_rate_init=0.05,
                           random_state=0).fit(X, y)
     assert est.posterior_ is not est._evidence_posterior
     X_test = np.linspace(-5, 5, 7)[:, None]
@@ -299,7 +301,7 @@ def test_callback_states_and_iterate_gp(Estimator, centers):
         extra = {}
     weights = np.random.RandomState(0).uniform(0.5, 2, len(y))
     states = []
-    est = Estimator(hidden_layer_sizes=(3,), inference="vi", vi_method="ogn",
+    est = Estimator(hidden_layer_sizes=(3,), inference="vi", posterior="full", vi_method="ogn",
                     learning_rate_init=0.3, precision_rate=0.2, max_iter=5, random_state=0,
                     callback=states.append, **extra)
     with pytest.warns(Warning, match="max_iter"):
@@ -363,7 +365,7 @@ def test_bad_vi_hyperparameters(params, match):
 
 def test_vi_divergence_names_the_learning_rate():
     X, y = gap_data(20)
-    est = DNN2GPRegressor(hidden_layer_sizes=(), inference="vi", vi_method="ogn",
+    est = DNN2GPRegressor(hidden_layer_sizes=(), inference="vi", posterior="full", vi_method="ogn",
                           learning_rate_init=1.0, precision_rate=1e-6, initial_precision=0,
                           prior_precision=1e-300, max_iter=50)
     with pytest.raises(ValueError, match="learning_rate_init"):
