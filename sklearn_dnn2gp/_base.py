@@ -201,6 +201,14 @@ class BaseDNN2GP(BaseEstimator):
             variances.append(self.posterior_.functional_variance(J))
         return torch.cat(outputs), torch.cat(variances)
 
+    def _forward(self, X):
+        """Network outputs for ``X`` (n, K) as float64 numpy, in chunks."""
+        param = next(self.module_.parameters())
+        X_t = to_tensor(X, param.dtype, param.device)
+        with torch.no_grad():
+            out = [self.module_(X_t[sl]) for sl in batches(X_t.shape[0], 4096)]
+        return to_numpy(torch.cat(out).to(torch.float64))
+
     def _jacobian(self, X):
         return torch.cat([J for _, J in self._jacobian_chunks(X)])
 

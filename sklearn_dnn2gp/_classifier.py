@@ -317,7 +317,7 @@ class DNN2GPClassifier(ClassifierMixin, BaseDNN2GP):
         X = validate_data(self, X, reset=False)
         link = self.link_approximation
         if link == "plugin":
-            scores = torch.as_tensor(self._logits(X))
+            scores = torch.as_tensor(self._forward(X))
         else:
             f, var = self._latent(X)
             if link == "probit":
@@ -359,7 +359,7 @@ class DNN2GPClassifier(ClassifierMixin, BaseDNN2GP):
             raise ValueError(f"link_approximation must be one of {_LINKS}, got {link!r}.")
         X = validate_data(self, X, reset=False)
         if link == "plugin":
-            f = torch.as_tensor(self._logits(X))
+            f = torch.as_tensor(self._forward(X))
             var = torch.zeros(f.shape + (f.shape[1],), dtype=f.dtype)
         else:
             f, var = self._latent(X)
@@ -411,9 +411,3 @@ class DNN2GPClassifier(ClassifierMixin, BaseDNN2GP):
         if f.shape[1] == 1:  # both classes of a Bernoulli share its variance
             epistemic, aleatoric = epistemic.expand(-1, 2), aleatoric.expand(-1, 2)
         return to_numpy(epistemic), to_numpy(aleatoric)
-
-    def _logits(self, X):
-        param = next(self.module_.parameters())
-        with torch.no_grad():
-            return to_numpy(self.module_(to_tensor(X, param.dtype, param.device)).to(
-                torch.float64))

@@ -17,7 +17,7 @@ from ._evidence import (
 )
 from ._gp import gaussian_transformed_targets
 from ._likelihoods import Gaussian
-from ._utils import batches, to_numpy, to_tensor
+from ._utils import to_numpy, to_tensor
 
 
 class DNN2GPRegressor(RegressorMixin, BaseDNN2GP):
@@ -388,13 +388,6 @@ class DNN2GPRegressor(RegressorMixin, BaseDNN2GP):
         epistemic = to_numpy(torch.diagonal(latent, dim1=1, dim2=2))
         aleatoric = np.broadcast_to(self.noise_std_**2, epistemic.shape).copy()
         return self._shape(epistemic), self._shape(aleatoric)
-
-    def _forward(self, X):
-        param = next(self.module_.parameters())
-        X_t = to_tensor(X, param.dtype, param.device)
-        with torch.no_grad():
-            out = [self.module_(X_t[sl]) for sl in batches(X_t.shape[0], 4096)]
-        return to_numpy(torch.cat(out).to(torch.float64))
 
     def _shape(self, array):
         return array[:, 0] if self._y_is_1d else array
