@@ -265,6 +265,8 @@ class DNN2GPRegressor(RegressorMixin, BaseDNN2GP):
         super()._finalize_stats(stats, posterior)
         self._rss = stats["rss"]
         self._sum_weights = stats["sum_weights"]
+        # w_lin - w*, with w_lin = Sigma M^T u = Sigma J^T Lambda y~ (the GP mean's weights).
+        self._gp_shift = posterior.covariance_product(stats["b"]) - posterior.mean
         if self._structure() == "full":
             self._coords = posterior.spectral_coordinates(stats["b"])
             self._residual = residual_sq_norm(posterior, stats["sq_norm"], self._coords)
@@ -326,7 +328,7 @@ class DNN2GPRegressor(RegressorMixin, BaseDNN2GP):
             value = laplace_log_evidence(log_lik, posterior.mean, posterior)
         return float(value)
 
-    def predict(self, X, return_std=False, return_cov=False):
+    def predict(self, X, return_std=False, return_cov=False, mean="network"):
         """Predict with the trained network and, optionally, the DNN2GP uncertainty.
 
         Parameters
@@ -338,11 +340,18 @@ class DNN2GPRegressor(RegressorMixin, BaseDNN2GP):
         return_cov : bool, default=False
             Also return the predictive covariance of ``y`` over the points of
             ``X`` (per target, as GaussianProcessRegressor does).
+        mean : {'network', 'gp'}, default='network'
+            ``'network'``: the network output ``f_{w*}(x)``. ``'gp'``: the
+            mean of the DNN2GP Gaussian process (Theorem 1),
+            ``f_{w*}(x) + J(x) (w_lin - w*)`` with ``w_lin = Sigma J^T Lambda y~``
+            the posterior mean of the linear model on the transformed
+            targets; the two agree at a stationary point of the training
+            objective and differ by how far from one training stopped.
 
         Returns
         -------
         y_mean : ndarray of shape (n_samples,) or (n_samples, n_targets)
-            The network output ``f_{w*}(x)``.
+            The network output, or the GP mean.
         y_std : ndarray, same shape as ``y_mean``
             Only when ``return_std`` is True.
         y_cov : ndarray of shape (n_samples, n_samples) or (n_samples, n_samples, n_targets)
@@ -350,23 +359,27 @@ class DNN2GPRegressor(RegressorMixin, BaseDNN2GP):
         """
         if return_std and return_cov:
             raise RuntimeError("At most one of return_std or return_cov can be requested.")
+        if mean not in ("network", "gp"):
+            raise ValueError(f"mean must be 'network' or 'gp', got {mean!r}.")
         check_is_fitted(self)
         X = validate_data(self, X, reset=False)
+        y_mean = self._forward(X)
+        if mean == "gp":
+            y_mean = y_mean + to_numpy(self._jacobian(X).to(torch.float64) @ self._gp_shift)
         if return_cov:
             J = self._jacobian(X)
-            mean = self._forward(X)
             cov = self.posterior_.functional_covariance(J)
-            n, k = mean.shape
+            n, k = y_mean.shape
             cov = to_numpy(cov).reshape(n, k, n, k)
             cov = np.stack([cov[:, j, :, j] for j in range(k)], axis=-1)
             cov = cov + np.eye(n)[:, :, None] * self.noise_std_**2
-            return self._shape(mean), cov[:, :, 0] if self._y_is_1d else cov
+            return self._shape(y_mean), cov[:, :, 0] if self._y_is_1d else cov
         if return_std:
-            f, latent = self._latent(X)
+            _, latent = self._latent(X)
             var = torch.diagonal(latent, dim1=1, dim2=2)
             std = np.sqrt(to_numpy(var) + self.noise_std_**2)
-            return self._shape(to_numpy(f)), self._shape(std)
-        return self._shape(self._forward(X))
+            return self._shape(y_mean), self._shape(std)
+        return self._shape(y_mean)
 
     def predict_uncertainty(self, X):
         """The two components of the predictive variance of ``y``.

@@ -384,3 +384,34 @@ def test_warm_start_continues_from_the_previous_weights():
     est.set_params(hidden_layer_sizes=(5,)).fit(X, y)
     fresh = DNN2GPRegressor(**{**est.get_params(), "warm_start": False}).fit(X, y)
     np.testing.assert_array_equal(est.predict(X), fresh.predict(X))
+
+
+def test_gp_mean_is_the_function_space_posterior_mean():
+    # Theorem 1's GP mean, k*^T (K + sigma^2 I)^-1 y~ on top of the linearisation, computed
+    # in numpy from the kernel and the transformed targets; at a stationary point it is the
+    # network output.
+    X, y = gap_data(25)
+    delta, sigma = 0.7, 0.2
+    est = DNN2GPRegressor(hidden_layer_sizes=(8,), prior_precision=delta, noise_std=sigma,
+                          max_iter=40, random_state=0)
+    with pytest.warns(Warning, match="max_iter"):
+        est.fit(X, y)
+    J = est.features(X)[:, 0]
+    w = est.posterior_.mean.numpy()
+    y_tilde = y + J @ w - est.predict(X)
+    X_test = np.linspace(-6, 6, 9)[:, None]
+    J_test = est.features(X_test)[:, 0]
+    K = J @ J.T / delta + sigma**2 * np.eye(len(y))
+    expected = (est.predict(X_test) - J_test @ w
+                + (J_test @ J.T / delta) @ np.linalg.solve(K, y_tilde))
+    gp_mean, gp_std = est.predict(X_test, return_std=True, mean="gp")
+    np.testing.assert_allclose(gp_mean, expected, rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose(gp_std, est.predict(X_test, return_std=True)[1])
+    assert not np.allclose(gp_mean, est.predict(X_test), atol=1e-3)  # far from stationary
+
+    converged = DNN2GPRegressor(hidden_layer_sizes=(8,), prior_precision=delta,
+                                noise_std=sigma, tol=1e-10, random_state=0).fit(X, y)
+    np.testing.assert_allclose(converged.predict(X_test, mean="gp"), converged.predict(X_test),
+                               atol=1e-6)
+    with pytest.raises(ValueError, match="mean"):
+        est.predict(X_test, mean="posterior")
