@@ -59,7 +59,7 @@ class BaseDNN2GP(BaseEstimator):
         "vi_method": [StrOptions({"vogn", "ogn"})],
         "mc_samples": [Interval(Integral, 1, None, closed="left")],
         "precision_rate": [Interval(Real, 0, 1, closed="right"), None],
-        "initial_precision": [Interval(Real, 0, None, closed="left")],
+        "initial_precision": [Interval(Real, 0, None, closed="left"), StrOptions({"auto"})],
         "callback": [callable, None],
         "solver": [StrOptions({"adam", "lbfgs"})],
         "max_iter": [Interval(Integral, 1, None, closed="left")],

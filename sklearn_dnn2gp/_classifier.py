@@ -101,9 +101,13 @@ class DNN2GPClassifier(ClassifierMixin, BaseDNN2GP):
     precision_rate : float in (0, 1] or None, default=None
         The averaging rate ``beta`` of ``S``; None uses
         ``learning_rate_init`` (the paper's natural-gradient step).
-    initial_precision : float, default=1.0
-        ``S`` at the start, times the identity: ``q`` starts at
-        ``N(w_0, (initial_precision + prior_precision)^-1 I)``.
+    initial_precision : float or 'auto', default='auto'
+        ``S`` at the start. ``'auto'``: the GGN of the full training set at
+        the initial weights ``w_0`` (its diagonal for a diagonal ``q``), so
+        the first steps are damped Gauss-Newton steps on the data's own
+        curvature scale; a constant precision that is small against
+        ``N / sigma^2`` lets the first steps overshoot. A float ``s``:
+        ``q`` starts at ``N(w_0, (s + prior_precision)^-1 I)``.
     link_approximation : {'bridge', 'probit', 'plugin', 'mc'}, default='bridge'
         How :meth:`predict_proba` maps the Gaussian ``N(f_{w*}(x), J Sigma J^T)``
         over the logits to class probabilities. ``'bridge'``: the mean of the
@@ -198,7 +202,7 @@ class DNN2GPClassifier(ClassifierMixin, BaseDNN2GP):
 
     def __init__(self, hidden_layer_sizes=(50,), activation="tanh", prior_precision=1.0,
                  posterior="auto", inference="laplace", vi_method="vogn", mc_samples=1,
-                 precision_rate=None, initial_precision=1.0, link_approximation="bridge",
+                 precision_rate=None, initial_precision="auto", link_approximation="bridge",
                  link_samples=100, solver="lbfgs", max_iter=5000, learning_rate_init=1e-2,
                  batch_size="auto", tol=1e-5, n_iter_no_change=10, random_state=None,
                  device="auto", dtype="float64", verbose=0, callback=None, warm_start=False):

@@ -76,10 +76,13 @@ class DNN2GPRegressor(RegressorMixin, BaseDNN2GP):
         The averaging rate ``beta`` of ``S``; None uses
         ``learning_rate_init``, the natural-gradient step of the paper (the
         mean's and the precision's rates equal).
-    initial_precision : float, default=1.0
-        ``S`` at the start, times the identity: ``q`` starts at
-        ``N(w_0, (initial_precision + prior_precision)^-1 I)`` around the
-        initial weights ``w_0``.
+    initial_precision : float or 'auto', default='auto'
+        ``S`` at the start. ``'auto'``: the GGN of the full training set at
+        the initial weights ``w_0`` (its diagonal for a diagonal ``q``), so
+        the first steps are damped Gauss-Newton steps on the data's own
+        curvature scale; a constant precision that is small against
+        ``N / sigma^2`` lets the first steps overshoot. A float ``s``:
+        ``q`` starts at ``N(w_0, (s + prior_precision)^-1 I)``.
     solver : {'lbfgs', 'adam'}, default='lbfgs'
         Optimiser of the MAP objective. L-BFGS on the full batch reaches a
         stationary point, which is where the Laplace and GP views coincide.
@@ -183,7 +186,7 @@ class DNN2GPRegressor(RegressorMixin, BaseDNN2GP):
 
     def __init__(self, hidden_layer_sizes=(50,), activation="tanh", prior_precision=1.0,
                  noise_std=1.0, posterior="auto", inference="laplace", vi_method="vogn",
-                 mc_samples=1, precision_rate=None, initial_precision=1.0, solver="lbfgs",
+                 mc_samples=1, precision_rate=None, initial_precision="auto", solver="lbfgs",
                  max_iter=5000, learning_rate_init=1e-2, batch_size="auto", tol=1e-5,
                  n_iter_no_change=10, random_state=None, device="auto", dtype="float64",
                  verbose=0, callback=None, warm_start=False):

@@ -239,7 +239,10 @@ def train_vi(module, likelihood, X, y, weights, *, prior_precision, method, stru
     """Fit ``q = N(mu, (S + delta I)^-1)`` by VOGN (``method='vogn'``) or OGN.
 
     ``mu`` starts at the module's weights and ``S`` at ``initial_precision``
-    times the identity (``structure`` 'full') or its diagonal ('diag').
+    times the identity (``structure`` 'full') or its diagonal ('diag'), or,
+    for ``initial_precision='auto'``, at the full-data GGN at those weights:
+    the data's own curvature scale, so the first steps are damped
+    Gauss-Newton steps whatever N and the noise are.
     The stopping rule is Adam's, on the data term averaged over the points
     where it was evaluated (the samples or the mean) plus ``delta/2 |mu|^2``,
     but it only starts once the precision has forgotten its start: after
@@ -251,8 +254,13 @@ def train_vi(module, likelihood, X, y, weights, *, prior_precision, method, stru
     mean = flat_parameters(module).to(torch.float64)
     n_params = mean.numel()
     shape = (n_params,) if structure == "diag" else (n_params, n_params)
-    curvature = add_to_diagonal(torch.zeros(shape, dtype=torch.float64, device=mean.device),
-                                float(initial_precision))
+    if initial_precision == "auto":
+        _, curvature, _ = data_gradient_and_ggn(module, likelihood, X, y, weights, mean[None],
+                                                structure)
+    else:
+        curvature = add_to_diagonal(
+            torch.zeros(shape, dtype=torch.float64, device=mean.device),
+            float(initial_precision))
     q = from_curvature(mean, curvature, prior_precision)
     n_samples = mc_samples if method == "vogn" else None
     steps_per_epoch = math.ceil(n / batch_size)

@@ -4,7 +4,7 @@ import pickle
 import numpy as np
 import pytest
 import torch
-from sklearn.datasets import make_blobs
+from sklearn.datasets import make_blobs, make_moons
 
 from sklearn_dnn2gp import DNN2GPClassifier, DNN2GPRegressor
 from sklearn_dnn2gp._curvature import ggn, output_and_jacobian
@@ -13,7 +13,7 @@ from sklearn_dnn2gp._likelihoods import Gaussian
 from sklearn_dnn2gp._network import make_mlp, set_flat_parameters
 from sklearn_dnn2gp._posterior import FullPosterior, from_curvature
 from sklearn_dnn2gp._training import vi_step
-from sklearn_dnn2gp.datasets import default_data_dir, load_snelson
+from sklearn_dnn2gp.datasets import default_data_dir, load_snelson, make_gap_regression
 
 from ._helpers import blr_posterior, gap_data
 
@@ -370,3 +370,18 @@ def test_vi_divergence_names_the_learning_rate():
                           prior_precision=1e-300, max_iter=50)
     with pytest.raises(ValueError, match="learning_rate_init"):
         est.fit(X * 1e150, y)
+
+
+def test_default_diagonal_vi_is_stable_and_sees_the_gap():
+    # With a constant initial precision of 1 the first diagonal steps overshot
+    # (R^2 of -3e6 here); starting from the data's GGN keeps them damped.
+    X, y = make_gap_regression(n_samples=100, noise=0.1, random_state=0)
+    est = DNN2GPRegressor(noise_std=0.1, inference="vi", random_state=0).fit(X, y)
+    assert est._structure() == "diag"
+    assert est.score(X, y) > 0.9
+    _, std_data = est.predict(X, return_std=True)
+    _, std_gap = est.predict(np.array([[-0.5], [0.0], [0.5]]), return_std=True)
+    assert std_gap.min() > np.median(std_data)
+    clf = DNN2GPClassifier(hidden_layer_sizes=(20,), inference="vi", random_state=0)
+    Xm, ym = make_moons(100, noise=0.1, random_state=0)
+    assert clf.fit(Xm, ym).score(Xm, ym) > 0.85
