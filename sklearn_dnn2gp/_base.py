@@ -10,7 +10,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
-from ._curvature import ggn, output_and_jacobian, whitened_jacobians
+from ._curvature import ggn, ggn_term, output_and_jacobian, whitened_jacobians
 from ._gp import ntk, vi_iterate_gp
 from ._network import flat_parameters, make_mlp, set_flat_parameters
 from ._posterior import DiagPosterior, FullPosterior
@@ -165,7 +165,7 @@ class BaseDNN2GP(BaseEstimator):
             if function_space:
                 rows.append(Mf)
             elif not kronecker:
-                term = Mf.T @ Mf if full else (Mf**2).sum(0)
+                term = ggn_term(Mf, "full" if full else "diag")
                 curvature = term if curvature is None else curvature + term
             stats["log_likelihood"] -= likelihood.loss(f, y[sl], w_batch).to(torch.float64)
             self._accumulate(stats, f, J, M, y[sl], w_batch, likelihood, mean)

@@ -127,10 +127,16 @@ def ggn(module, likelihood, X, weights=None, structure="full", batch_size=512):
         return _mlp_ggn(*structure_, likelihood, X, weights, structure)
     G = None
     for _, _, _, M in whitened_jacobians(module, likelihood, X, weights, batch_size):
-        M = M.reshape(-1, M.shape[-1])
-        term = (M**2).sum(0) if structure == "diag" else M.T @ M
+        term = ggn_term(M, structure)
         G = term if G is None else G + term
     return G
+
+
+def ggn_term(M, structure="full"):
+    """A batch's GGN ``M^T M`` (or its diagonal) in float64, from whitened
+    Jacobians ``M`` of shape (b, K, P) or (b K, P)."""
+    M = M.reshape(-1, M.shape[-1]).to(torch.float64)
+    return (M**2).sum(0) if structure == "diag" else M.T @ M
 
 
 def _mlp_factors(linears, activations, likelihood, X, weights):

@@ -8,7 +8,7 @@ from typing import NamedTuple
 import torch
 from sklearn.exceptions import ConvergenceWarning
 
-from ._curvature import whitened_jacobians
+from ._curvature import ggn_term, whitened_jacobians
 from ._network import flat_parameters, set_flat_parameters
 from ._posterior import add_to_diagonal, from_curvature
 
@@ -196,8 +196,7 @@ def data_gradient_and_ggn(module, likelihood, X, y, weights, points, structure):
             if w_batch is not None:
                 r = r * w_batch[:, None]
             g = torch.einsum("nk,nkp->p", r, J).to(torch.float64)
-            Mf = M.reshape(-1, M.shape[-1]).to(torch.float64)
-            term = (Mf**2).sum(0) if structure == "diag" else Mf.T @ Mf
+            term = ggn_term(M, structure)
             grad = g if grad is None else grad + g
             curvature = term if curvature is None else curvature + term
             loss += float(likelihood.loss(f, y[sl], w_batch))
