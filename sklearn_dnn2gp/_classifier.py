@@ -260,24 +260,26 @@ class DNN2GPClassifier(ClassifierMixin, BaseDNN2GP):
                 "Classifier can't train when only one class is present; y has the single "
                 f"class {self.classes_[0]!r}."
             )
-        codes = encoder.transform(y)
-        if len(self.classes_) == 2:
-            return to_tensor(codes, dtype, device), Bernoulli(), 1
-        return torch.tensor(codes, dtype=torch.long, device=device), Categorical(), len(
-            self.classes_)
+        targets = self._code_tensor(encoder.transform(y), dtype, device)
+        n_outputs = 1 if len(self.classes_) == 2 else len(self.classes_)
+        return targets, self._likelihood(), n_outputs
 
     def _likelihood(self):
         return Bernoulli() if len(self.classes_) == 2 else Categorical()
+
+    def _code_tensor(self, codes, dtype, device):
+        """Class codes as the likelihood takes them: 0/1 floats for the Bernoulli,
+        indices for the Categorical."""
+        if len(self.classes_) == 2:
+            return to_tensor(codes, dtype, device)
+        return torch.tensor(codes, dtype=torch.long, device=device)
 
     def _known_targets(self, y, device):
         y = column_or_1d(y, warn=True)
         unknown = np.setdiff1d(y, self.classes_)
         if unknown.size:
             raise ValueError(f"y contains labels not seen in fit: {unknown!r}.")
-        codes = np.searchsorted(self.classes_, y)
-        if len(self.classes_) == 2:
-            return to_tensor(codes, torch.float64, device)
-        return torch.tensor(codes, dtype=torch.long, device=device)
+        return self._code_tensor(np.searchsorted(self.classes_, y), torch.float64, device)
 
     def log_marginal_likelihood(self, prior_precision=None):
         """Laplace-GGN log evidence at another prior precision, without retraining.
