@@ -179,6 +179,13 @@ class BaseDNN2GP(BaseEstimator):
         self._finalize_stats(stats, posterior)
         return posterior
 
+    def _check_prior_precision(self, prior_precision):
+        """``delta`` for an evidence re-evaluation: the fitted one when None."""
+        delta = self.prior_precision if prior_precision is None else float(prior_precision)
+        if not (np.isfinite(delta) and delta > 0):
+            raise ValueError(f"prior_precision must be a positive float, got {prior_precision!r}.")
+        return delta
+
     def _accumulate(self, stats, f, J, M, y, weights, likelihood, mean):
         """Hook: add per-batch statistics the subclass's evidence needs."""
 

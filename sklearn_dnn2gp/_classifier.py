@@ -298,9 +298,7 @@ class DNN2GPClassifier(ClassifierMixin, BaseDNN2GP):
         log_marginal_likelihood : float
         """
         check_is_fitted(self)
-        delta = self.prior_precision if prior_precision is None else float(prior_precision)
-        if not (np.isfinite(delta) and delta > 0):
-            raise ValueError(f"prior_precision must be a positive float, got {prior_precision!r}.")
+        delta = self._check_prior_precision(prior_precision)
         posterior = self._evidence_posterior.with_hyperparameters(delta)
         return float(laplace_log_evidence(self._log_likelihood, posterior.mean, posterior))
 

@@ -309,9 +309,7 @@ class DNN2GPRegressor(RegressorMixin, BaseDNN2GP):
         log_marginal_likelihood : float
         """
         check_is_fitted(self)
-        delta = self.prior_precision if prior_precision is None else float(prior_precision)
-        if not (np.isfinite(delta) and delta > 0):
-            raise ValueError(f"prior_precision must be a positive float, got {prior_precision!r}.")
+        delta = self._check_prior_precision(prior_precision)
         sigma = self.noise_std_ if noise_std is None else _check_noise_std(
             noise_std, self.noise_std_.size)
         ratio = sigma / self.noise_std_
