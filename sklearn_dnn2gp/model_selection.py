@@ -94,21 +94,29 @@ def _report(verbose, params, value, seconds):
               flush=True)
 
 
+def _try_train(estimator, params, X, y, fit_params, error_score, verbose, init=None):
+    """:func:`_train`, with a failed fit scored ``error_score`` unless it is 'raise'.
+
+    Returns ``(estimator or None, score, fit time, error or None)``.
+    """
+    start = time.perf_counter()
+    try:
+        fitted, value, seconds = _train(estimator, params, X, y, fit_params, init)
+    except _NoEvidenceError:
+        raise
+    except Exception as exc:
+        if error_score == "raise":
+            raise
+        return None, float(error_score), time.perf_counter() - start, repr(exc)
+    _report(verbose, params, value, seconds)
+    return fitted, value, seconds, None
+
+
 def _fit_candidate(estimator, params, X, y, fit_params, error_score, verbose, threads,
                    caller_pid):
     """One candidate, trained once. Returns ``(estimator or None, score, fit time, error)``."""
     with worker_torch_threads(threads, caller_pid):
-        start = time.perf_counter()
-        try:
-            fitted, value, seconds = _train(estimator, params, X, y, fit_params)
-        except _NoEvidenceError:
-            raise
-        except Exception as exc:
-            if error_score == "raise":
-                raise
-            return None, float(error_score), time.perf_counter() - start, repr(exc)
-    _report(verbose, params, value, seconds)
-    return fitted, value, seconds, None
+        return _try_train(estimator, params, X, y, fit_params, error_score, verbose)
 
 
 def _fit_group(estimator, params_list, settings, start, neighbours, X, y, fit_params,
@@ -132,19 +140,12 @@ def _fit_group(estimator, params_list, settings, start, neighbours, X, y, fit_pa
 
     def train(j, init=None):
         nonlocal error, n_failed
-        t0 = time.perf_counter()
-        try:
-            fitted, value, seconds = _train(estimator, params_list[j], X, y, fit_params, init)
-        except _NoEvidenceError:
-            raise
-        except Exception as exc:
-            if error_score == "raise":
-                raise
-            exact[j], fit_time[j] = float(error_score), time.perf_counter() - t0
-            error, n_failed = repr(exc), n_failed + 1
+        fitted, exact[j], fit_time[j], failure = _try_train(
+            estimator, params_list[j], X, y, fit_params, error_score, verbose, init)
+        if failure is not None:
+            error, n_failed = failure, n_failed + 1
             return False
-        _report(verbose, params_list[j], value, seconds)
-        exact[j], fit_time[j], networks[j] = value, seconds, fitted
+        networks[j] = fitted
         return True
 
     def evaluate(j, candidates):
