@@ -1,36 +1,58 @@
-from sklearn.utils.estimator_checks import parametrize_with_checks
+import pytest
+from sklearn.utils.estimator_checks import check_param_validation, parametrize_with_checks
 
 from sklearn_dnn2gp import DNN2GPClassifier, DNN2GPRegressor
 
 
 def _expected_failed_checks(estimator):
-    if estimator.inference == "vi":
-        # Full-batch VI steps see the same sums and the same draws either way.
-        return {}
-    return {
-        "check_sample_weight_equivalence_on_dense_data": (
-            "The weighted and the repeated-rows objectives are the same function, and so are "
-            "their GGNs (tests/test_curvature.py checks this to 1e-12), but L-BFGS on a "
-            "non-convex network follows different float roundings and stops within ~1e-7 "
-            "relative of the optimum along its flattest directions; the check demands 1e-7 "
-            "on the predictions. tests/test_regressor.py checks the equivalence at 1e-5."
-        ),
-    }
+    if estimator.inference == "laplace" and estimator.solver == "lbfgs":
+        # Not strict: whether the two end points happen to agree to 1e-7 depends on
+        # the machine's rounding. Adam and VI take the same full-batch steps on the
+        # same sums either way and are expected to pass.
+        return {
+            "check_sample_weight_equivalence_on_dense_data": (
+                "The weighted and the repeated-rows objectives are the same function, and "
+                "so are their GGNs (tests/test_curvature.py checks this to 1e-12), but "
+                "L-BFGS on a non-convex network follows different float roundings and "
+                "stops within ~1e-7 relative of the optimum along its flattest directions; "
+                "the check demands 1e-7 on the predictions. tests/test_regressor.py checks "
+                "the equivalence at an exact stationary point."
+            ),
+        }
+    return {}
 
 
-@parametrize_with_checks(
-    [
-        DNN2GPRegressor(random_state=0),
-        DNN2GPRegressor(hidden_layer_sizes=(8,), solver="adam", max_iter=50, random_state=0),
-        DNN2GPClassifier(random_state=0),
-        DNN2GPClassifier(hidden_layer_sizes=(8,), posterior="diag", link_approximation="mc",
-                         random_state=0),
-        DNN2GPRegressor(hidden_layer_sizes=(8,), inference="vi", mc_samples=2,
-                        learning_rate_init=0.1, max_iter=30, random_state=0),
-        DNN2GPClassifier(hidden_layer_sizes=(8,), inference="vi", vi_method="ogn",
-                         posterior="diag", learning_rate_init=0.1, max_iter=30, random_state=0),
-    ],
-    expected_failed_checks=_expected_failed_checks,
-)
+# Small networks: the checks exercise the API, not the quality of a big fit, and
+# with the default (50,) network they took three quarters of the test run.
+_SMALL = [
+    DNN2GPRegressor(hidden_layer_sizes=(8,), max_iter=200, random_state=0),
+    DNN2GPRegressor(hidden_layer_sizes=(8,), solver="adam", max_iter=50, random_state=0),
+    DNN2GPClassifier(hidden_layer_sizes=(8,), max_iter=200, random_state=0),
+    DNN2GPClassifier(hidden_layer_sizes=(8,), posterior="diag", link_approximation="mc",
+                     max_iter=200, random_state=0),
+    DNN2GPRegressor(hidden_layer_sizes=(8,), inference="vi", mc_samples=2,
+                    learning_rate_init=0.1, max_iter=30, random_state=0),
+    DNN2GPClassifier(hidden_layer_sizes=(8,), inference="vi", vi_method="ogn",
+                     posterior="diag", learning_rate_init=0.1, max_iter=30, random_state=0),
+]
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@parametrize_with_checks(_SMALL, expected_failed_checks=_expected_failed_checks)
 def test_sklearn_compatible(estimator, check):
     check(estimator)
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@parametrize_with_checks([DNN2GPRegressor(random_state=0), DNN2GPClassifier(random_state=0)],
+                         expected_failed_checks=_expected_failed_checks)
+def test_sklearn_compatible_defaults(estimator, check):
+    check(estimator)
+
+
+@pytest.mark.parametrize("estimator", [DNN2GPRegressor(hidden_layer_sizes=(3,), max_iter=5),
+                                       DNN2GPClassifier(hidden_layer_sizes=(3,), max_iter=5)])
+def test_param_validation(estimator):
+    # Not part of parametrize_with_checks: every parameter's constraint is enforced.
+    check_param_validation(type(estimator).__name__, estimator)
