@@ -8,7 +8,12 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+from sklearn.utils.validation import (
+    _check_sample_weight,
+    check_consistent_length,
+    check_is_fitted,
+    validate_data,
+)
 
 from ._curvature import ggn, ggn_term, output_and_jacobian, whitened_jacobians
 from ._gp import ntk, vi_iterate_gp
@@ -22,6 +27,9 @@ from ._utils import batches, make_generator, resolve_device, resolve_dtype, to_n
 _AUTO_FULL_BATCH = 4096
 _AUTO_BATCH = 256
 _CHUNK = 1000
+# Inputs become floats: object / categorical columns are refused by check_array
+# with scikit-learn's message rather than by torch.
+_FLOAT_DTYPES = (np.float64, np.float32)
 
 
 def _check_hidden_layer_sizes(sizes):
@@ -45,6 +53,31 @@ def _same_network(old, new):
             b, "weight", torch.empty(0)).shape
         for a, b in zip(old, new)
     )
+
+
+def _positive_float(value, name):
+    """A positive, finite real scalar as a float, or a ValueError/TypeError that names it."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, Real):
+        raise TypeError(f"{name} must be a positive float, got {value!r} "
+                        f"of type {type(value).__name__}.")
+    value = float(value)
+    if not (np.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be a positive, finite float, got {value!r}.")
+    return value
+
+
+def finite_evidence(value, **hyperparameters):
+    """``value`` as a float, or a ValueError naming the hyperparameters that made it
+    overflow."""
+    value = float(value)
+    if not np.isfinite(value):
+        at = ", ".join(f"{name}={np.array2string(np.asarray(v), precision=4)}"
+                       for name, v in hyperparameters.items())
+        raise ValueError(
+            f"The log evidence at {at} is not representable in float64 ({value}); "
+            "these hyperparameters are too extreme for this network."
+        )
+    return value
 
 
 class BaseDNN2GP(BaseEstimator):
@@ -77,7 +110,7 @@ class BaseDNN2GP(BaseEstimator):
     # ----------------------------------------------------------------- fitting
     def _fit(self, X, y, sample_weight):
         hidden = _check_hidden_layer_sizes(self.hidden_layer_sizes)
-        X, y = validate_data(self, X, y, **self._data_checks())
+        X, y = validate_data(self, X, y, dtype=_FLOAT_DTYPES, **self._data_checks())
         weights = None
         if sample_weight is not None:
             weights = _check_sample_weight(sample_weight, X, dtype=np.float64,
@@ -179,12 +212,14 @@ class BaseDNN2GP(BaseEstimator):
         self._finalize_stats(stats, posterior)
         return posterior
 
+    def _validate_X(self, X):
+        return validate_data(self, X, reset=False, dtype=_FLOAT_DTYPES)
+
     def _check_prior_precision(self, prior_precision):
         """``delta`` for an evidence re-evaluation: the fitted one when None."""
-        delta = self.prior_precision if prior_precision is None else float(prior_precision)
-        if not (np.isfinite(delta) and delta > 0):
-            raise ValueError(f"prior_precision must be a positive float, got {prior_precision!r}.")
-        return delta
+        if prior_precision is None:
+            return self.prior_precision
+        return _positive_float(prior_precision, "prior_precision")
 
     def _accumulate(self, stats, f, J, M, y, weights, likelihood, mean):
         """Hook: add per-batch statistics the subclass's evidence needs."""
@@ -233,7 +268,7 @@ class BaseDNN2GP(BaseEstimator):
             parameters (in module order).
         """
         check_is_fitted(self)
-        X = validate_data(self, X, reset=False)
+        X = self._validate_X(X)
         return to_numpy(self._jacobian(X))
 
     def kernel(self, X, Y=None, mode="trace"):
@@ -260,9 +295,9 @@ class BaseDNN2GP(BaseEstimator):
         check_is_fitted(self)
         if mode not in ("trace", "full", "sum"):
             raise ValueError(f"mode must be 'trace', 'full' or 'sum', got {mode!r}.")
-        X = validate_data(self, X, reset=False)
+        X = self._validate_X(X)
         JX = self._jacobian(X)
-        JY = JX if Y is None else self._jacobian(validate_data(self, Y, reset=False))
+        JY = JX if Y is None else self._jacobian(self._validate_X(Y))
         return to_numpy(ntk(JX, JY, mode))
 
     def iterate_gp(self, X, y, state=None, sample_weight=None):
@@ -300,7 +335,8 @@ class BaseDNN2GP(BaseEstimator):
         check_is_fitted(self)
         if self.inference != "vi":
             raise ValueError("iterate_gp needs an estimator fitted with inference='vi'.")
-        X = validate_data(self, X, reset=False)
+        X = self._validate_X(X)
+        check_consistent_length(X, y)
         weights = None
         if sample_weight is not None:
             weights = torch.as_tensor(_check_sample_weight(

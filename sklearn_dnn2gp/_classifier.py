@@ -9,9 +9,9 @@ from sklearn.base import ClassifierMixin, _fit_context
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
+from sklearn.utils.validation import check_is_fitted, column_or_1d
 
-from ._base import BaseDNN2GP
+from ._base import BaseDNN2GP, finite_evidence
 from ._evidence import laplace_log_evidence
 from ._likelihoods import Bernoulli, Categorical
 from ._utils import make_generator, to_numpy, to_tensor
@@ -19,38 +19,52 @@ from ._utils import make_generator, to_numpy, to_tensor
 _LINKS = ("probit", "plugin", "bridge", "mc")
 
 
-def _class_probabilities(f, var, link, n_samples, generator):
-    """Predictive class probabilities from logits ``f`` (n, K) and their
+def _psd_sqrt(var):
+    """A square root ``L`` with ``L L^T = var`` for (n, K, K) covariances that may be
+    singular or, through round-off, slightly indefinite (where a Cholesky fails)."""
+    eigvals, eigvecs = torch.linalg.eigh(var)
+    return eigvecs * torch.sqrt(eigvals.clamp_min(0))[:, None, :]
+
+
+def _class_log_probabilities(f, var, link, n_samples, generator):
+    """Log predictive class probabilities from logits ``f`` (n, K) and their
     covariances ``var`` (n, K, K) under the GP posterior ``N(f, var)``.
 
     ``K == 1`` is the binary case (one logit of the positive class); the
-    return value always has one column per class.
+    return value always has one column per class. Everything stays in log
+    space, so logits far from the data (|f| in the thousands) give finite
+    log-probabilities rather than ``inf / inf``.
     """
     binary = f.shape[1] == 1
+    if binary:  # the two-class logits (0, f) give sigmoid / softmax alike
+        f = torch.cat([torch.zeros_like(f), f], dim=1)
+        v = var[:, :1, :1]
+        var = torch.cat([torch.cat([torch.zeros_like(v), torch.zeros_like(v)], 2),
+                         torch.cat([torch.zeros_like(v), v], 2)], 1)
+    diag = torch.diagonal(var, dim1=1, dim2=2).clamp_min(0)
     if link == "plugin":
-        p = torch.sigmoid(f) if binary else torch.softmax(f, dim=1)
-    elif link == "probit":
-        scaled = f / torch.sqrt(1 + math.pi / 8 * torch.diagonal(var, dim1=1, dim2=2))
-        p = torch.sigmoid(scaled) if binary else torch.softmax(scaled, dim=1)
-    elif link == "bridge":
-        if binary:  # the two-class logits (-f/2, f/2), each with variance v/4
-            f = torch.cat([-f / 2, f / 2], dim=1)
-            var = torch.diag_embed(torch.diagonal(var, dim1=1, dim2=2).expand(-1, 2) / 4)
-        mu = f - f.mean(dim=1, keepdim=True)
-        v = torch.diagonal(var, dim1=1, dim2=2).clamp_min(1e-12)
-        k = mu.shape[1]
-        alpha = (1 - 2 / k + torch.exp(mu) / k**2 * torch.exp(-mu).sum(1, keepdim=True)) / v
-        return alpha / alpha.sum(1, keepdim=True)
-    else:  # Monte-Carlo over f* ~ N(f, var)
+        return torch.log_softmax(f, dim=1)
+    if link == "probit":
+        return torch.log_softmax(f / torch.sqrt(1 + math.pi / 8 * diag), dim=1)
+    if link == "bridge":
+        if binary:  # the symmetric two-class logits (-f/2, f/2), each with variance v/4
+            f = f - f[:, 1:] / 2
+            diag = diag[:, 1:].expand(-1, 2) / 4
         k = f.shape[1]
-        jitter = 1e-10 * torch.eye(k, dtype=var.dtype, device=var.device)
-        chol = torch.linalg.cholesky(var + jitter)
-        # The same draws serve every point (common random numbers), so a point's
-        # estimate does not depend on the other rows of X.
-        eps = torch.randn(n_samples, 1, k, dtype=f.dtype, generator=generator)
-        samples = f + (chol @ eps.to(f.device)[..., None])[..., 0]
-        p = (torch.sigmoid(samples) if binary else torch.softmax(samples, dim=2)).mean(0)
-    return torch.cat([1 - p, p], dim=1) if binary else p
+        mu = f - f.mean(dim=1, keepdim=True)
+        v = diag.clamp_min(1e-12)
+        # alpha_k = (1 - 2/K + e^mu_k sum_l e^-mu_l / K^2) / v_k, in logs.
+        spread = mu + torch.logsumexp(-mu, dim=1, keepdim=True) - 2 * math.log(k)
+        log_alpha = torch.logaddexp(torch.full_like(spread, math.log1p(-2 / k) if k > 2
+                                                    else -math.inf), spread) - torch.log(v)
+        return torch.log_softmax(log_alpha, dim=1)
+    # Monte-Carlo over f* ~ N(f, var). The same draws serve every point (common
+    # random numbers), so a point's estimate does not depend on the other rows of X.
+    k = f.shape[1]
+    eps = torch.randn(n_samples, 1, k, dtype=f.dtype, generator=generator).to(f.device)
+    samples = f + (_psd_sqrt(var) @ eps[..., None])[..., 0]
+    log_p = torch.log_softmax(samples, dim=2)
+    return torch.logsumexp(log_p, dim=0) - math.log(n_samples)
 
 
 class DNN2GPClassifier(ClassifierMixin, BaseDNN2GP):
@@ -300,7 +314,8 @@ class DNN2GPClassifier(ClassifierMixin, BaseDNN2GP):
         check_is_fitted(self)
         delta = self._check_prior_precision(prior_precision)
         posterior = self._evidence_posterior.with_hyperparameters(delta)
-        return float(laplace_log_evidence(self._log_likelihood, posterior.mean, posterior))
+        value = laplace_log_evidence(self._log_likelihood, posterior.mean, posterior)
+        return finite_evidence(value, prior_precision=delta)
 
     def decision_function(self, X):
         """Scores whose sign (binary) or argmax (multiclass) is :meth:`predict`.
@@ -318,17 +333,17 @@ class DNN2GPClassifier(ClassifierMixin, BaseDNN2GP):
             class), else (n_samples, n_classes).
         """
         check_is_fitted(self)
-        X = validate_data(self, X, reset=False)
+        X = self._validate_X(X)
         link = self.link_approximation
         if link == "plugin":
             scores = torch.as_tensor(self._forward(X))
         else:
             f, var = self._latent(X)
             if link == "probit":
-                scores = f / torch.sqrt(1 + math.pi / 8 * torch.diagonal(var, dim1=1, dim2=2))
+                v = torch.diagonal(var, dim1=1, dim2=2).clamp_min(0)
+                scores = f / torch.sqrt(1 + math.pi / 8 * v)
             else:
-                with np.errstate(divide="ignore"):
-                    log_p = torch.log(self._proba(f, var, link))
+                log_p = self._log_proba(f, var, link)
                 scores = log_p[:, 1:] - log_p[:, :1] if f.shape[1] == 1 else log_p
         scores = to_numpy(scores)
         return scores[:, 0] if scores.shape[1] == 1 else scores
@@ -357,22 +372,25 @@ class DNN2GPClassifier(ClassifierMixin, BaseDNN2GP):
         -------
         proba : ndarray of shape (n_samples, n_classes)
         """
+        return np.exp(self._predict_log_proba(X, link_approximation))
+
+    def _predict_log_proba(self, X, link_approximation):
         check_is_fitted(self)
         link = self.link_approximation if link_approximation is None else link_approximation
         if link not in _LINKS:
             raise ValueError(f"link_approximation must be one of {_LINKS}, got {link!r}.")
-        X = validate_data(self, X, reset=False)
+        X = self._validate_X(X)
         if link == "plugin":
             f = torch.as_tensor(self._forward(X))
             var = torch.zeros(f.shape + (f.shape[1],), dtype=f.dtype)
         else:
             f, var = self._latent(X)
-        return to_numpy(self._proba(f, var, link))
+        return to_numpy(self._log_proba(f, var, link))
 
-    def _proba(self, f, var, link):
+    def _log_proba(self, f, var, link):
         # A fresh generator per call: repeated calls give the same Monte-Carlo estimate.
         generator = make_generator(self.random_state if link == "mc" else 0)
-        return _class_probabilities(f, var, link, self.link_samples, generator)
+        return _class_log_probabilities(f, var, link, self.link_samples, generator)
 
     def predict_latent(self, X):
         """The GP posterior of the logits: mean ``f_{w*}(x)`` and covariance ``J Sigma J^T``.
@@ -384,15 +402,14 @@ class DNN2GPClassifier(ClassifierMixin, BaseDNN2GP):
         cov : ndarray of shape (n_samples, n_outputs, n_outputs)
         """
         check_is_fitted(self)
-        X = validate_data(self, X, reset=False)
+        X = self._validate_X(X)
         f, var = self._latent(X)
         return to_numpy(f), to_numpy(var)
 
     def predict_log_proba(self, X, link_approximation=None):
-        """Logarithm of :meth:`predict_proba`."""
-        proba = self.predict_proba(X, link_approximation)
-        with np.errstate(divide="ignore"):
-            return np.log(proba)
+        """Logarithm of :meth:`predict_proba`, computed in log space (finite even
+        where a probability underflows to 0)."""
+        return self._predict_log_proba(X, link_approximation)
 
     def predict_uncertainty(self, X):
         """The Eq. 48 decomposition of the predictive covariance of the one-hot labels.
@@ -407,7 +424,7 @@ class DNN2GPClassifier(ClassifierMixin, BaseDNN2GP):
         aleatoric : ndarray of shape (n_samples, n_classes)
         """
         check_is_fitted(self)
-        X = validate_data(self, X, reset=False)
+        X = self._validate_X(X)
         f, var = self._latent(X)
         lam = self._likelihood().precision(f)
         epistemic = torch.diagonal(lam @ var @ lam, dim1=1, dim2=2)

@@ -2,14 +2,15 @@
 
 ``G = M^T M`` is a GGN (or a VI curvature estimate) and ``s`` a curvature scale
 (``1 / c^2`` when every noise std of a regression is multiplied by ``c``).
-The full posterior keeps one eigendecomposition, in weight space (of G,
-P x P) or in function space (of ``M M^T``, n x n, with ``n = N K`` rows),
-whichever is smaller; changing ``delta`` or ``s`` then costs O(P) or O(n) and
-no new factorisation. Both spaces give the same numbers (Woodbury) and are
-tested against each other.
+The full posterior keeps one spectral factorisation, in weight space (of G,
+P x P) or in function space (the SVD of the whitened Jacobian ``M``, n x P,
+with ``n = N K`` rows), whichever is smaller; changing ``delta`` or ``s`` then
+costs O(P) or O(n) and no new factorisation. Both spaces give the same numbers
+(Woodbury) and are tested against each other.
 """
 
 import copy
+import math
 
 import torch
 
@@ -26,6 +27,13 @@ class _Gaussian:
         new = copy.copy(self)
         new.__dict__.update(changes)
         return new
+
+    def log_det_ratio(self):
+        """``log|s G + delta I| - P log delta``, as ``sum_j softplus(log(s lambda_j / delta))``
+        so that an extreme ``s / delta`` cannot overflow the ratio to inf."""
+        log_ratio = (torch.log(self.curvature_eigenvalues)
+                     + math.log(self.curvature_scale) - math.log(self.prior_precision))
+        return torch.nn.functional.softplus(log_ratio).sum()
 
     def with_hyperparameters(self, prior_precision=None, curvature_scale=None):
         """The same curvature at another ``delta`` and/or scale, without refactorising."""
@@ -45,17 +53,21 @@ class FullPosterior(_Gaussian):
     """Full-covariance Gaussian posterior.
 
     Use :meth:`from_ggn` (weight space) or :meth:`from_whitened_jacobian`
-    (function space) rather than the constructor.
+    (function space) rather than the constructor. Either way the posterior
+    holds an orthonormal basis ``U`` of the curvature's row space and its
+    eigenvalues ``lambda`` (``G = U diag(lambda) U^T``): all of it in weight
+    space (P x P), the ``n <= P`` right singular vectors of the whitened
+    Jacobian in function space. Every variance is then written as a sum of
+    squares, ``|J U D^-1/2|^2 + |J (I - U U^T)|^2 / delta``, so none can come
+    out negative, whatever ``delta`` and the noise scale.
     """
 
-    def __init__(self, mean, prior_precision, eigvals, eigvecs, space,
-                 whitened_jacobian=None, curvature_scale=1.0):
+    def __init__(self, mean, prior_precision, eigvals, eigvecs, space, curvature_scale=1.0):
         self.mean = mean
         self.prior_precision = float(prior_precision)
         self.eigvals = eigvals
-        self.eigvecs = eigvecs
+        self.eigvecs = eigvecs  # (P, r): r = P in weight space, r = n in function space
         self.space = space
-        self.whitened_jacobian = whitened_jacobian
         self.curvature_scale = float(curvature_scale)
 
     @classmethod
@@ -65,40 +77,49 @@ class FullPosterior(_Gaussian):
 
     @classmethod
     def from_whitened_jacobian(cls, mean, M, prior_precision):
+        """From ``M`` (n, P) with ``G = M^T M``; its SVD gives ``U`` to round-off
+        orthonormality, which the Gram matrix ``M M^T`` would not for small
+        singular values."""
         M = M.to(torch.float64)
-        eigvals, eigvecs = torch.linalg.eigh(M @ M.T)
-        return cls(mean, prior_precision, eigvals.clamp_min(0), eigvecs, "function",
-                   whitened_jacobian=M)
+        try:
+            _, singular, Vh = torch.linalg.svd(M, full_matrices=False)
+        except RuntimeError:  # gesdd can fail to converge; the Gram route cannot
+            eigvals, V = torch.linalg.eigh(M @ M.T)
+            keep = eigvals > eigvals.max() * M.shape[0] * torch.finfo(M.dtype).eps
+            U = torch.linalg.qr(M.T @ V[:, keep]).Q
+            eigvals, W = torch.linalg.eigh(U.T @ (M.T @ (M @ U)))
+            return cls(mean, prior_precision, eigvals.clamp_min(0), U @ W, "function")
+        return cls(mean, prior_precision, singular**2, Vh.T, "function")
+
+    @property
+    def curvature_eigenvalues(self):
+        """Eigenvalues of ``G`` along :attr:`eigvecs` (P of them, or n in function space)."""
+        return self.eigvals
 
     @property
     def spectrum(self):
         """Eigenvalues of ``s G`` (the nonzero ones, padded with zeros)."""
         return self.curvature_scale * self.eigvals
 
+    def _inverse_roots(self):
+        """``(s lambda + delta)^-1/2`` per kept direction."""
+        return torch.rsqrt(self.curvature_scale * self.eigvals + self.prior_precision)
+
     def spectral_coordinates(self, b):
         """Coordinates of ``b`` (a P-vector in the row space of M) in G's eigenbasis."""
-        b = b.to(torch.float64)
-        if self.space == "weight":
-            return self.eigvecs.T @ b
-        # Right singular vectors of M are M^T V / sqrt(lambda); zero modes carry nothing.
-        root = torch.sqrt(self.eigvals)
-        proj = self.eigvecs.T @ (self.whitened_jacobian @ b)
-        return torch.where(root > 0, proj / torch.where(root > 0, root, 1), 0)
-
-    def log_det_ratio(self):
-        """``log|s G + delta I| - P log delta``."""
-        return torch.log1p(self.spectrum / self.prior_precision).sum()
+        return self.eigvecs.T @ b.to(torch.float64)
 
     def functional_variance(self, J):
         """``J_i Sigma J_i^T`` for Jacobians ``J`` of shape (b, K, P): (b, K, K)."""
         J = J.to(torch.float64)
-        delta, s = self.prior_precision, self.curvature_scale
-        if self.space == "weight":
-            T = (J @ self.eigvecs) / torch.sqrt(s * self.eigvals + delta)
-            return T @ T.transpose(1, 2)
-        T = J @ (self.whitened_jacobian.T @ self.eigvecs)
-        T_scaled = T * torch.sqrt(s / (s * self.eigvals + delta))
-        return (J @ J.transpose(1, 2) - T_scaled @ T_scaled.transpose(1, 2)) / delta
+        JU = J @ self.eigvecs
+        T = JU * self._inverse_roots()
+        variance = T @ T.transpose(1, 2)
+        if self.space == "function":
+            # Directions outside the data's row space keep the prior's 1 / delta.
+            outside = J - JU @ self.eigvecs.T
+            variance = variance + outside @ outside.transpose(1, 2) / self.prior_precision
+        return variance
 
     def functional_covariance(self, J):
         """The joint ``J Sigma J^T`` over all rows of ``J`` (n, K, P): (n K, n K)."""
@@ -107,47 +128,36 @@ class FullPosterior(_Gaussian):
 
     def covariance(self):
         """The dense P x P covariance."""
-        delta, s = self.prior_precision, self.curvature_scale
-        if self.space == "weight":
-            return (self.eigvecs / (s * self.eigvals + delta)) @ self.eigvecs.T
-        P = self.n_parameters
-        eye = torch.eye(P, dtype=torch.float64, device=self.mean.device)
+        eye = torch.eye(self.n_parameters, dtype=torch.float64, device=self.mean.device)
         return self.functional_variance(eye[None])[0]
 
     def covariance_product(self, v):
         """``Sigma v`` for a P-vector ``v``, without forming ``Sigma``."""
         v = v.to(torch.float64)
-        delta, s = self.prior_precision, self.curvature_scale
+        U = self.eigvecs
+        coords = U.T @ v
+        inside = U @ (coords * self._inverse_roots() ** 2)
         if self.space == "weight":
-            return self.eigvecs @ ((self.eigvecs.T @ v) / (s * self.eigvals + delta))
-        # Woodbury in the row space of M; the complement keeps the prior's 1 / delta.
-        M = self.whitened_jacobian
-        coords = (self.eigvecs.T @ (M @ v)) * (s / (s * self.eigvals + delta))
-        return (v - M.T @ (self.eigvecs @ coords)) / delta
+            return inside
+        return inside + (v - U @ coords) / self.prior_precision
 
     def precision(self):
         """The dense P x P precision ``s G + delta I``."""
-        delta, s = self.prior_precision, self.curvature_scale
-        if self.space == "weight":
-            return (self.eigvecs * (s * self.eigvals)) @ self.eigvecs.T + delta * torch.eye(
-                self.n_parameters, dtype=torch.float64, device=self.mean.device)
-        M = self.whitened_jacobian
-        return s * (M.T @ M) + delta * torch.eye(
+        U = self.eigvecs
+        return (U * self.spectrum) @ U.T + self.prior_precision * torch.eye(
             self.n_parameters, dtype=torch.float64, device=self.mean.device)
 
     def sample(self, n_samples, generator):
         """Draw ``n_samples`` weight vectors, shape (n_samples, P)."""
-        delta, s = self.prior_precision, self.curvature_scale
         eps = torch.randn(n_samples, self.n_parameters, dtype=torch.float64,
                           generator=generator).to(self.mean.device)
+        U = self.eigvecs
+        coords = eps @ U
         if self.space == "weight":
-            z = (eps @ self.eigvecs) / torch.sqrt(s * self.eigvals + delta)
-            return self.mean.to(torch.float64) + z @ self.eigvecs.T
-        root = torch.sqrt(self.eigvals)
-        keep = root > 0
-        Q = (self.whitened_jacobian.T @ self.eigvecs[:, keep]) / root[keep]
-        shrink = torch.rsqrt(s * self.eigvals[keep] + delta) - delta**-0.5
-        z = eps * delta**-0.5 + ((eps @ Q) * shrink) @ Q.T
+            z = (coords * self._inverse_roots()) @ U.T
+        else:
+            shrink = self._inverse_roots() - self.prior_precision**-0.5
+            z = eps * self.prior_precision**-0.5 + (coords * shrink) @ U.T
         return self.mean.to(torch.float64) + z
 
 
@@ -163,6 +173,10 @@ class DiagPosterior(_Gaussian):
         self.curvature_scale = float(curvature_scale)
 
     @property
+    def curvature_eigenvalues(self):
+        return self.diagonal
+
+    @property
     def spectrum(self):
         return self.curvature_scale * self.diagonal
 
@@ -175,9 +189,6 @@ class DiagPosterior(_Gaussian):
 
     def covariance_product(self, v):
         return v.to(torch.float64) * self.variances()
-
-    def log_det_ratio(self):
-        return torch.log1p(self.spectrum / self.prior_precision).sum()
 
     def functional_variance(self, J):
         J = J.to(torch.float64)

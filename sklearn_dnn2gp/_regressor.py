@@ -6,9 +6,9 @@ import numpy as np
 import torch
 from sklearn.base import RegressorMixin, _fit_context
 from sklearn.utils._param_validation import Interval
-from sklearn.utils.validation import check_array, check_is_fitted, validate_data
+from sklearn.utils.validation import check_array, check_is_fitted
 
-from ._base import BaseDNN2GP
+from ._base import BaseDNN2GP, finite_evidence
 from ._evidence import (
     gaussian_log_evidence,
     gaussian_log_likelihood,
@@ -18,6 +18,9 @@ from ._evidence import (
 from ._gp import gaussian_transformed_targets
 from ._likelihoods import Gaussian
 from ._utils import to_numpy, to_tensor
+
+# Noise stds whose square and inverse square are normal float64 numbers.
+_NOISE_RANGE = (1e-150, 1e150)
 
 
 class DNN2GPRegressor(RegressorMixin, BaseDNN2GP):
@@ -240,6 +243,12 @@ class DNN2GPRegressor(RegressorMixin, BaseDNN2GP):
         return {"multi_output": True, "y_numeric": True}
 
     def _encode_targets(self, y, dtype, device):
+        if y.dtype.kind not in "biuf":
+            # check_array keeps string arrays as they are; refuse them here, not in torch.
+            raise ValueError(
+                f"DNN2GPRegressor needs numeric targets, got y of dtype {y.dtype}; encode "
+                "string targets as numbers or use DNN2GPClassifier for class labels."
+            )
         self._y_is_1d = y.ndim == 1
         Y = y.reshape(y.shape[0], -1)
         n_targets = Y.shape[1]
@@ -318,7 +327,13 @@ class DNN2GPRegressor(RegressorMixin, BaseDNN2GP):
                 "noise_std must be proportional to the fitted noise_std_ to re-evaluate "
                 "the evidence without refitting; refit with the new noise_std instead."
             )
-        posterior = self._evidence_posterior.with_hyperparameters(delta, 1.0 / ratio[0] ** 2)
+        scale = 1.0 / ratio[0] ** 2
+        if not np.isfinite(scale) or scale == 0:
+            raise ValueError(
+                f"noise_std is a factor {ratio[0]:g} from the fitted noise_std_, too far to "
+                "re-evaluate the evidence in float64; refit with the new noise_std instead."
+            )
+        posterior = self._evidence_posterior.with_hyperparameters(delta, scale)
         sum_log_noise = self._sum_weights * float(np.log(sigma).sum())
         if self._structure() == "full":
             value = gaussian_log_evidence(
@@ -327,7 +342,7 @@ class DNN2GPRegressor(RegressorMixin, BaseDNN2GP):
         else:
             log_lik = gaussian_log_likelihood(self._rss, self._sum_weights, sigma)
             value = laplace_log_evidence(log_lik, posterior.mean, posterior)
-        return float(value)
+        return finite_evidence(value, prior_precision=delta, noise_std=sigma)
 
     def predict(self, X, return_std=False, return_cov=False, mean="network"):
         """Predict with the trained network and, optionally, the DNN2GP uncertainty.
@@ -363,7 +378,7 @@ class DNN2GPRegressor(RegressorMixin, BaseDNN2GP):
         if mean not in ("network", "gp"):
             raise ValueError(f"mean must be 'network' or 'gp', got {mean!r}.")
         check_is_fitted(self)
-        X = validate_data(self, X, reset=False)
+        X = self._validate_X(X)
         y_mean = self._forward(X)
         if mean == "gp":
             y_mean = y_mean + to_numpy(self._jacobian(X).to(torch.float64) @ self._gp_shift)
@@ -397,7 +412,7 @@ class DNN2GPRegressor(RegressorMixin, BaseDNN2GP):
             ``sigma^2``, the observation noise.
         """
         check_is_fitted(self)
-        X = validate_data(self, X, reset=False)
+        X = self._validate_X(X)
         _, latent = self._latent(X)
         epistemic = to_numpy(torch.diagonal(latent, dim1=1, dim2=2))
         aleatoric = np.broadcast_to(self.noise_std_**2, epistemic.shape).copy()
@@ -408,7 +423,12 @@ class DNN2GPRegressor(RegressorMixin, BaseDNN2GP):
 
 
 def _check_noise_std(noise_std, n_targets):
-    sigma = np.asarray(noise_std, dtype=np.float64)
+    try:
+        sigma = np.asarray(noise_std, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(
+            f"noise_std must be a float or an array of floats, got {noise_std!r}."
+        ) from None
     if sigma.ndim == 0:
         sigma = np.full(n_targets, float(sigma))
     if sigma.shape != (n_targets,):
@@ -416,6 +436,11 @@ def _check_noise_std(noise_std, n_targets):
             f"noise_std must be a float or have one value per target ({n_targets}), "
             f"got shape {sigma.shape}."
         )
-    if not np.all(np.isfinite(sigma) & (sigma > 0)):
-        raise ValueError(f"noise_std must be positive and finite, got {noise_std!r}.")
+    # sigma^2 and 1 / sigma^2 must both be normal floats, or the evidence and the
+    # curvature overflow to inf or underflow to 0 (and then NaN).
+    if not np.all(np.isfinite(sigma) & (sigma >= _NOISE_RANGE[0]) & (sigma <= _NOISE_RANGE[1])):
+        raise ValueError(
+            f"noise_std must be positive and within [{_NOISE_RANGE[0]:g}, {_NOISE_RANGE[1]:g}] "
+            f"(its square must be a normal float), got {noise_std!r}."
+        )
     return sigma

@@ -24,17 +24,30 @@ def make_generator(random_state):
 
 
 def resolve_device(device):
-    """Map the ``device`` parameter ('auto', 'cpu', 'cuda', a torch.device) to a device."""
-    if isinstance(device, torch.device):
-        return device
+    """Map the ``device`` parameter ('auto', 'cpu', 'cuda', 'cuda:N', a torch.device)
+    to a torch.device, or raise a ValueError that says what is accepted."""
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    resolved = torch.device(device)
-    if resolved.type == "cuda" and not torch.cuda.is_available():
+    try:
+        resolved = device if isinstance(device, torch.device) else torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        resolved = None
+    if resolved is None or resolved.type not in ("cpu", "cuda"):
         raise ValueError(
-            f"device={device!r} was requested but CUDA is not available; "
-            "use device='auto' or 'cpu'."
+            f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N' (or a torch.device of those "
+            f"types), got {device!r}."
         )
+    if resolved.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(
+                f"device={device!r} was requested but CUDA is not available; "
+                "use device='auto' or 'cpu'."
+            )
+        if resolved.index is not None and resolved.index >= torch.cuda.device_count():
+            raise ValueError(
+                f"device={device!r} was requested but only {torch.cuda.device_count()} "
+                "CUDA device(s) are present."
+            )
     return resolved
 
 

@@ -1,0 +1,99 @@
+"""Regression tests for outputs that must never happen: NaN, negative variances, and
+torch errors where scikit-learn's belong (each case was once observed)."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.datasets import make_blobs
+
+from sklearn_dnn2gp import DNN2GPClassifier, DNN2GPRegressor
+
+from ._helpers import gap_data
+
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
+
+@pytest.mark.parametrize("n_classes", [2, 3])
+@pytest.mark.parametrize("posterior", ["full", "diag"])
+def test_probabilities_stay_finite_far_from_the_data(n_classes, posterior):
+    # ReLU logits grow linearly away from the data: at X * 1000 they are in the
+    # thousands and the bridge once returned inf / inf.
+    X, y = make_blobs(30, centers=n_classes, random_state=0)
+    clf = DNN2GPClassifier(hidden_layer_sizes=(8,), activation="relu", posterior=posterior,
+                           max_iter=100, random_state=0).fit(X, y)
+    far = X * 1000
+    for link in ["bridge", "probit", "mc", "plugin"]:
+        proba = clf.predict_proba(far, link)
+        log_proba = clf.predict_log_proba(far, link)
+        assert np.all(np.isfinite(proba)) and np.all(proba >= 0)
+        np.testing.assert_allclose(proba.sum(1), 1, rtol=1e-12)
+        assert np.all(np.isfinite(log_proba))
+        np.testing.assert_allclose(np.exp(log_proba), proba, rtol=1e-12, atol=1e-300)
+        clf.set_params(link_approximation=link)
+        assert np.all(np.isfinite(clf.decision_function(far)))
+
+
+@pytest.mark.parametrize("params", [
+    {"prior_precision": 1e-30, "dtype": "float32"},
+    {"prior_precision": 1e-30},
+    {"noise_std": 1e-10},
+])
+def test_variances_are_never_negative(params):
+    # 40 points and 151 parameters: the function-space posterior, whose old
+    # difference-of-squares variance cancelled to negative values.
+    X, y = gap_data(40)
+    reg = DNN2GPRegressor(max_iter=300, random_state=0, **params).fit(X, y)
+    X_test = np.linspace(-8, 8, 50)[:, None]
+    _, std = reg.predict(X_test, return_std=True)
+    epistemic, _ = reg.predict_uncertainty(X_test)
+    _, cov = reg.predict(X_test[:10], return_cov=True)
+    assert reg.posterior_.space == "function"
+    assert np.all(np.isfinite(std)) and np.all(std > 0)
+    assert np.all(epistemic >= 0)
+    assert np.all(np.diag(cov) > 0)
+
+
+def test_huge_targets_give_non_negative_variances():
+    X, y = gap_data(40)
+    reg = DNN2GPRegressor(max_iter=300, random_state=0).fit(X, y * 1e8)
+    epistemic, _ = reg.predict_uncertainty(np.linspace(-8, 8, 50)[:, None])
+    assert np.all(epistemic >= 0)
+
+
+@pytest.mark.parametrize("device", ["bogus", "gpu", "meta", "cuda:abc"])
+def test_unknown_device_is_a_value_error(device):
+    X, y = gap_data(10)
+    with pytest.raises(ValueError, match="device"):
+        DNN2GPRegressor(hidden_layer_sizes=(2,), device=device).fit(X, y)
+
+
+def test_string_features_and_targets_are_refused_in_sklearn_words():
+    X = pd.DataFrame({"a": [0.0, 1.0, 2.0, 3.0], "b": pd.Categorical(["x", "y", "x", "y"])})
+    with pytest.raises(ValueError, match="could not convert string to float"):
+        DNN2GPRegressor(hidden_layer_sizes=(2,)).fit(X, [0.0, 1.0, 2.0, 3.0])
+    with pytest.raises(ValueError, match="numeric targets"):
+        DNN2GPRegressor(hidden_layer_sizes=(2,)).fit(np.ones((4, 1)), ["a", "b", "c", "d"])
+
+
+def test_evidence_reevaluation_refuses_bad_hyperparameters():
+    X, y = gap_data(20)
+    reg = DNN2GPRegressor(hidden_layer_sizes=(3,), max_iter=50, random_state=0).fit(X, y)
+    with pytest.raises(TypeError, match="prior_precision"):
+        reg.log_marginal_likelihood(prior_precision="abc")
+    with pytest.raises(TypeError, match="prior_precision"):
+        reg.log_marginal_likelihood(prior_precision=[1, 2])
+    with pytest.raises(ValueError, match="prior_precision"):
+        reg.log_marginal_likelihood(prior_precision=np.nan)
+    with pytest.raises(ValueError, match="noise_std"):
+        reg.log_marginal_likelihood(noise_std=1e-300)
+    with pytest.raises(TypeError, match="noise_std"):
+        reg.log_marginal_likelihood(noise_std="abc")
+    assert np.isfinite(reg.log_marginal_likelihood(prior_precision=1e-300, noise_std=1e-100))
+
+
+def test_iterate_gp_checks_the_length_of_y():
+    X, y = gap_data(20)
+    reg = DNN2GPRegressor(hidden_layer_sizes=(3,), inference="vi", max_iter=5,
+                          random_state=0).fit(X, y)
+    with pytest.raises(ValueError, match="inconsistent numbers of samples"):
+        reg.iterate_gp(X, y[:-1])
