@@ -17,10 +17,12 @@ from sklearn.utils.validation import (
 
 from ._curvature import ggn, ggn_term, output_and_jacobian, whitened_jacobians
 from ._gp import ntk, vi_iterate_gp
-from ._network import flat_parameters, make_mlp, set_flat_parameters
+from ._network import flat_parameters, make_mlp, n_parameters, set_flat_parameters
 from ._posterior import DiagPosterior, FullPosterior
+from ._resources import check_full_posterior, check_full_vi, check_memory, jacobian_bytes
 from ._training import train_map, train_vi
 from ._utils import batches, make_generator, resolve_device, resolve_dtype, to_numpy, to_tensor
+from ._verbose import phase
 
 # Full batch up to this many examples when batch_size='auto' (the objective is a sum,
 # so a full batch is exact and deterministic).
@@ -135,30 +137,48 @@ class BaseDNN2GP(BaseEstimator):
                         batch_size=batch_size, tol=self.tol,
                         n_iter_no_change=self.n_iter_no_change, generator=generator,
                         verbose=self.verbose)
+        n_params = n_parameters(module)
+        if self._structure() == "full":
+            # Before training: a fit that cannot finish should not start.
+            check_full_posterior(n * n_outputs, n_params, device)
+            if self.inference == "vi":
+                check_full_vi(n * n_outputs, batch_size * n_outputs, n_params,
+                              self.max_iter, device)
+        owner = type(self).__name__
         variational = None
         if self.inference == "vi":
-            variational, self.loss_curve_, self.n_iter_ = train_vi(
-                module, likelihood, X_t, y_t, w_t, prior_precision=self.prior_precision,
-                method=self.vi_method, structure=self._structure(), beta=self._precision_rate(),
-                initial_precision=self.initial_precision, mc_samples=self.mc_samples,
-                callback=self.callback, **training,
-            )
+            method = f"{self.vi_method.upper()}, {self._structure()} covariance"
         else:
-            self.loss_curve_, self.n_iter_ = train_map(
-                module, likelihood, X_t, y_t, w_t, prior_precision=self.prior_precision,
-                solver=self.solver, **training,
-            )
+            method = {"lbfgs": "L-BFGS", "adam": "Adam"}[self.solver]
+        with phase(self.verbose, owner, f"training ({method}; {n_params:,} parameters, "
+                                        f"{n:,} examples)"):
+            if self.inference == "vi":
+                variational, self.loss_curve_, self.n_iter_ = train_vi(
+                    module, likelihood, X_t, y_t, w_t, prior_precision=self.prior_precision,
+                    method=self.vi_method, structure=self._structure(),
+                    beta=self._precision_rate(), initial_precision=self.initial_precision,
+                    mc_samples=self.mc_samples, callback=self.callback, **training,
+                )
+            else:
+                self.loss_curve_, self.n_iter_ = train_map(
+                    module, likelihood, X_t, y_t, w_t, prior_precision=self.prior_precision,
+                    solver=self.solver, **training,
+                )
         self.module_ = module.eval()
         for p in module.parameters():
             p.requires_grad_(False)
         # The evidence always comes from the exact GGN at the final weights (the
         # Laplace / GP view linearised there); under VI the posterior is q itself.
-        self._evidence_posterior = self._laplace(likelihood, X_t, y_t, w_t)
+        with phase(self.verbose, owner, f"curvature and {self._structure()} posterior"):
+            self._evidence_posterior = self._laplace(likelihood, X_t, y_t, w_t)
         if variational is not None:
             # mu as the module holds it (rounded to its dtype), so that every view agrees.
             variational = variational.with_mean(flat_parameters(module).to(torch.float64))
         self.posterior_ = self._evidence_posterior if variational is None else variational
         self.log_marginal_likelihood_ = float(self.log_marginal_likelihood())
+        if self.verbose:
+            print(f"[{owner}] log marginal likelihood {self.log_marginal_likelihood_:.6g}",
+                  flush=True)
         return self
 
     def _structure(self):
@@ -269,6 +289,8 @@ class BaseDNN2GP(BaseEstimator):
         """
         check_is_fitted(self)
         X = self._validate_X(X)
+        self._check_jacobian_memory(jacobian_bytes(len(X), self._n_outputs, self._n_params),
+                                    f"features of {len(X):,} points")
         return to_numpy(self._jacobian(X))
 
     def kernel(self, X, Y=None, mode="trace"):
@@ -296,8 +318,14 @@ class BaseDNN2GP(BaseEstimator):
         if mode not in ("trace", "full", "sum"):
             raise ValueError(f"mode must be 'trace', 'full' or 'sum', got {mode!r}.")
         X = self._validate_X(X)
+        Y = None if Y is None else self._validate_X(Y)
+        n, m, k = len(X), len(X) if Y is None else len(Y), self._n_outputs
+        blocks = k * k if mode == "full" else 1
+        jacobians = jacobian_bytes(n + (0 if Y is None else m), k, self._n_params)
+        self._check_jacobian_memory(jacobians + 8 * n * m * blocks,
+                                    f"kernel(mode={mode!r}) on {n:,} x {m:,} points")
         JX = self._jacobian(X)
-        JY = JX if Y is None else self._jacobian(self._validate_X(Y))
+        JY = JX if Y is None else self._jacobian(Y)
         return to_numpy(ntk(JX, JY, mode))
 
     def iterate_gp(self, X, y, state=None, sample_weight=None):
@@ -384,3 +412,11 @@ class BaseDNN2GP(BaseEstimator):
     @property
     def _n_outputs(self):
         return self.module_[-1].out_features
+
+    @property
+    def _n_params(self):
+        return n_parameters(self.module_)
+
+    def _check_jacobian_memory(self, n_bytes, what):
+        device = next(self.module_.parameters()).device
+        check_memory(n_bytes, what, "pass fewer points at a time", device)

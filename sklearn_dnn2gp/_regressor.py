@@ -1,5 +1,6 @@
 """DNN2GPRegressor: an MLP trained to the MAP, with its Laplace-GGN posterior and GP view."""
 
+import warnings
 from numbers import Real
 
 import numpy as np
@@ -17,6 +18,7 @@ from ._evidence import (
 )
 from ._gp import gaussian_transformed_targets
 from ._likelihoods import Gaussian
+from ._resources import jacobian_bytes
 from ._utils import to_numpy, to_tensor
 
 # Noise stds whose square and inverse square are normal float64 numbers.
@@ -277,6 +279,7 @@ class DNN2GPRegressor(RegressorMixin, BaseDNN2GP):
         super()._finalize_stats(stats, posterior)
         self._rss = stats["rss"]
         self._sum_weights = stats["sum_weights"]
+        _warn_if_noise_mismatched(to_numpy(self._rss), self._sum_weights, self.noise_std_)
         # w_lin - w*, with w_lin = Sigma M^T u = Sigma J^T Lambda y~ (the GP mean's weights).
         self._gp_shift = posterior.covariance_product(stats["b"]) - posterior.mean
         if self._structure() == "full":
@@ -383,6 +386,10 @@ class DNN2GPRegressor(RegressorMixin, BaseDNN2GP):
         if mean == "gp":
             y_mean = y_mean + to_numpy(self._jacobian(X).to(torch.float64) @ self._gp_shift)
         if return_cov:
+            n, k = y_mean.shape
+            self._check_jacobian_memory(
+                jacobian_bytes(n, k, self._n_params) + 3 * 8 * (n * k) ** 2,
+                f"predict(return_cov=True) on {n:,} points")
             J = self._jacobian(X)
             cov = self.posterior_.functional_covariance(J)
             n, k = y_mean.shape
@@ -420,6 +427,31 @@ class DNN2GPRegressor(RegressorMixin, BaseDNN2GP):
 
     def _shape(self, array):
         return array[:, 0] if self._y_is_1d else array
+
+
+# Training residuals this many noise stds wide mean the stated noise is wrong.
+_NOISE_MISMATCH = 10.0
+
+
+def _warn_if_noise_mismatched(rss, sum_weights, noise_std):
+    """Warn when the training residuals are far wider than ``noise_std``: the
+    predictive std (about ``noise_std`` on the data) is then far too small, as
+    for raw targets in the thousands with the default ``noise_std=1``."""
+    if sum_weights <= 0:
+        return
+    rms = np.sqrt(rss / sum_weights)
+    worst = int(np.argmax(rms / noise_std))
+    if rms[worst] > _NOISE_MISMATCH * noise_std[worst]:
+        warnings.warn(
+            f"The training residuals have a root mean square of {rms[worst]:.4g}, "
+            f"{rms[worst] / noise_std[worst]:.3g} times noise_std={noise_std[worst]:.4g}"
+            f"{f' (target {worst})' if len(rms) > 1 else ''}: the predictive std will be "
+            "far too small. Standardise y (e.g. with "
+            "sklearn.compose.TransformedTargetRegressor and a StandardScaler) or set "
+            "noise_std to the noise level in the units of y.",
+            UserWarning,
+            stacklevel=5,
+        )
 
 
 def _check_noise_std(noise_std, n_targets):

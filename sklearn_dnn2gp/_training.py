@@ -11,6 +11,7 @@ from sklearn.exceptions import ConvergenceWarning
 from ._curvature import ggn_term, whitened_jacobians
 from ._network import flat_parameters, set_flat_parameters
 from ._posterior import add_to_diagonal, from_curvature
+from ._verbose import Progress
 
 
 def _objective(module, likelihood, X, y, weights, prior_precision, scale=1.0):
@@ -23,17 +24,30 @@ def flat_parameters_with_grad(module):
     return torch.cat([p.reshape(-1) for p in module.parameters()])
 
 
+_HINTS = {
+    "adam": "try a smaller learning_rate_init",
+    "lbfgs": "standardise X and y, or use solver='adam' with a small learning_rate_init",
+    "vi": "try a smaller learning_rate_init or a larger initial_precision",
+}
+
+
 def _diverged(iteration, learning_rate, solver):
-    hints = {
-        "adam": f"try a smaller learning_rate_init (now {learning_rate:g})",
-        "lbfgs": "standardise X and y, or use solver='adam' with a small learning_rate_init",
-        "vi": f"try a smaller learning_rate_init (now {learning_rate:g}) or a larger "
-              "initial_precision",
-    }
     return ValueError(
         f"Training diverged: the objective became non-finite at iteration {iteration}; "
-        f"{hints[solver]}."
+        f"{_HINTS[solver]} (learning_rate_init={learning_rate:g})."
     )
+
+
+@torch.no_grad()
+def full_objective(module, likelihood, X, y, weights, prior_precision, batch_size=4096):
+    """The summed objective over all of the data, in batches, without gradients."""
+    data = 0.0
+    for start in range(0, X.shape[0], batch_size):
+        sl = slice(start, start + batch_size)
+        data += float(likelihood.loss(module(X[sl]), y[sl],
+                                      None if weights is None else weights[sl]))
+    w = flat_parameters(module)
+    return data + 0.5 * prior_precision * float(w @ w)
 
 
 def _minibatches(n, batch_size, generator, device):
@@ -55,13 +69,13 @@ def _run_epochs(run_epoch, *, max_iter, tol, total_weight, n_iter_no_change, lea
     ``burn_in`` never count towards stopping.
     """
     loss_curve, best, stall = [], math.inf, 0
+    progress = Progress(verbose, name, max_iter, "epoch")
     for epoch in range(1, max_iter + 1):
         loss = run_epoch(epoch)
         if not math.isfinite(loss):
             raise _diverged(epoch, learning_rate, solver)
         loss_curve.append(loss)
-        if verbose:
-            print(f"Iteration {epoch}, objective = {loss:.8g}")
+        progress.update(epoch, loss)
         if epoch <= burn_in:
             stall = 0
         elif loss > best - tol * total_weight:
@@ -70,13 +84,28 @@ def _run_epochs(run_epoch, *, max_iter, tol, total_weight, n_iter_no_change, lea
             stall = 0
         best = min(best, loss)
         if stall >= n_iter_no_change:
-            return loss_curve, epoch
-    warnings.warn(
-        f"{name} reached max_iter={max_iter} before the objective stopped improving; "
-        "increase max_iter.",
-        ConvergenceWarning,
-    )
-    return loss_curve, max_iter
+            break
+    else:
+        warnings.warn(
+            f"{name} reached max_iter={max_iter} before the objective stopped improving; "
+            "increase max_iter.",
+            ConvergenceWarning,
+        )
+    progress.update(len(loss_curve), loss_curve[-1], final=True)
+    return loss_curve, len(loss_curve)
+
+
+def _check_not_worse(initial, final, slack, name, solver):
+    """Warn when training ended above the objective it started from: steps that
+    large give a network worse than its random initialisation, silently."""
+    if final > initial + slack:
+        warnings.warn(
+            f"{name} ended with a larger objective ({final:.4g}) than it started from "
+            f"({initial:.4g}): its steps diverged and the fit is worse than the initial "
+            f"network; {_HINTS[solver]}.",
+            ConvergenceWarning,
+            stacklevel=5,
+        )
 
 
 def _total_weight(X, weights):
@@ -107,14 +136,18 @@ def train_map(module, likelihood, X, y, weights, *, prior_precision, solver, max
                                     scale=n / Xb.shape[0])
             loss.backward()
             optimizer.step()
-            epoch_data += float(data)
+            epoch_data += float(data.detach())
         w = flat_parameters(module)
         return epoch_data + 0.5 * prior_precision * float(w @ w)
 
-    return _run_epochs(run_epoch, max_iter=max_iter, tol=tol,
-                       total_weight=_total_weight(X, weights),
-                       n_iter_no_change=n_iter_no_change, learning_rate=learning_rate,
-                       solver="adam", name="Adam", verbose=verbose)
+    initial = full_objective(module, likelihood, X, y, weights, prior_precision)
+    total_weight = _total_weight(X, weights)
+    result = _run_epochs(run_epoch, max_iter=max_iter, tol=tol, total_weight=total_weight,
+                         n_iter_no_change=n_iter_no_change, learning_rate=learning_rate,
+                         solver="adam", name="Adam", verbose=verbose)
+    final = full_objective(module, likelihood, X, y, weights, prior_precision)
+    _check_not_worse(initial, final, tol * total_weight, "Adam", "adam")
+    return result
 
 
 def _train_lbfgs(module, likelihood, X, y, weights, prior_precision, max_iter, tol,
@@ -125,6 +158,8 @@ def _train_lbfgs(module, likelihood, X, y, weights, prior_precision, max_iter, t
         line_search_fn="strong_wolfe",
     )
     evaluations = []
+    progress = Progress(verbose, "L-BFGS", max_iter, "iteration")
+    state = optimizer.state[optimizer._params[0]]
 
     def closure():
         optimizer.zero_grad()
@@ -134,12 +169,12 @@ def _train_lbfgs(module, likelihood, X, y, weights, prior_precision, max_iter, t
             raise _diverged(len(evaluations) + 1, learning_rate, "lbfgs")
         loss.backward()
         evaluations.append(value)
-        if verbose:
-            print(f"Evaluation {len(evaluations)}, objective = {value:.8g}")
+        progress.update(state.get("n_iter", 0), value)
         return loss
 
     optimizer.step(closure)
-    n_iter = int(optimizer.state[optimizer._params[0]]["n_iter"])
+    n_iter = int(state["n_iter"])
+    progress.update(n_iter, evaluations[-1], final=True)
     grad_norm = max(float(p.grad.abs().max()) for p in module.parameters())
     if n_iter >= max_iter and grad_norm > tol:
         warnings.warn(
@@ -283,12 +318,17 @@ def train_vi(module, likelihood, X, y, weights, *, prior_precision, method, stru
             callback(VIState(epoch, q.mean.clone(), add_to_diagonal(curvature, prior_precision)))
         return epoch_data + 0.5 * prior_precision * float(q.mean @ q.mean)
 
+    initial = full_objective(module, likelihood, X, y, weights, prior_precision)
+    total_weight = _total_weight(X, weights)
     try:
         loss_curve, n_iter = _run_epochs(
-            run_epoch, max_iter=max_iter, tol=tol, total_weight=_total_weight(X, weights),
+            run_epoch, max_iter=max_iter, tol=tol, total_weight=total_weight,
             n_iter_no_change=n_iter_no_change, learning_rate=learning_rate, solver="vi",
             name=method.upper(), verbose=verbose, burn_in=burn_in)
     finally:
         set_flat_parameters(module, q.mean)
+    # At the mean: the epochs' objective is averaged over VOGN's samples.
+    final = full_objective(module, likelihood, X, y, weights, prior_precision)
+    _check_not_worse(initial, final, tol * total_weight, method.upper(), "vi")
     return q, loss_curve, n_iter
 

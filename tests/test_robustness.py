@@ -1,12 +1,16 @@
 """Regression tests for outputs that must never happen: NaN, negative variances, and
 torch errors where scikit-learn's belong (each case was once observed)."""
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from sklearn.datasets import make_blobs
+from sklearn.exceptions import ConvergenceWarning
 
-from sklearn_dnn2gp import DNN2GPClassifier, DNN2GPRegressor
+from sklearn_dnn2gp import DNN2GPClassifier, DNN2GPRegressor, _resources
 
 from ._helpers import gap_data
 
@@ -97,3 +101,71 @@ def test_iterate_gp_checks_the_length_of_y():
                           random_state=0).fit(X, y)
     with pytest.raises(ValueError, match="inconsistent numbers of samples"):
         reg.iterate_gp(X, y[:-1])
+
+
+@pytest.fixture
+def one_megabyte(monkeypatch):
+    # The guards compare with the memory available now; pin it so that the tests do
+    # not depend on the machine.
+    monkeypatch.setattr(_resources, "available_memory", lambda device: 10**6)
+
+
+def test_full_posteriors_that_cannot_fit_are_refused_before_training(one_megabyte):
+    # VI's P x P precision, and the weight-space GGN (N > P: 300 rows, 286 weights).
+    for n, params in [(20, dict(inference="vi", posterior="full")), (300, dict())]:
+        X, y = gap_data(n)
+        reg = DNN2GPRegressor(hidden_layer_sizes=(15, 15), **params)
+        with pytest.raises(MemoryError, match="posterior='diag'"):
+            reg.fit(X, y)
+        assert not hasattr(reg, "module_")
+
+
+def test_the_memory_of_the_views_is_checked_first(one_megabyte):
+    X, y = gap_data(20)
+    reg = DNN2GPRegressor(hidden_layer_sizes=(3,), max_iter=20, random_state=0).fit(X, y)
+    many = np.zeros((20_000, 1))
+    with pytest.raises(MemoryError, match="fewer points"):
+        reg.kernel(many)
+    with pytest.raises(MemoryError, match="fewer points"):
+        reg.predict(many, return_cov=True)
+    with pytest.raises(MemoryError, match="fewer points"):
+        reg.features(np.zeros((10**5, 1)))
+
+
+def test_slow_factorisations_warn_with_an_estimate():
+    device = torch.device("cpu")
+    with pytest.warns(UserWarning, match=r"posterior='diag'"):
+        _resources.check_full_posterior(20_000, 12_000, device)  # ~6 min of eigh alone
+    with pytest.warns(UserWarning, match="per epoch"):
+        _resources.check_full_vi(1797, 256, 3_881, 1000, device)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _resources.check_full_posterior(1257 * 10, 3_760, device)  # digits: seconds
+
+
+def test_diverging_adam_warns():
+    X, y = gap_data(40)
+    with pytest.warns(ConvergenceWarning, match="learning_rate_init"):
+        DNN2GPRegressor(solver="adam", learning_rate_init=1e6, random_state=0).fit(X, y)
+
+
+def test_noise_std_far_below_the_residuals_warns():
+    X, y = gap_data(40)
+    with pytest.warns(UserWarning, match="Standardise y"):
+        DNN2GPRegressor(hidden_layer_sizes=(5,), max_iter=100, random_state=0).fit(X, 1e3 * y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        DNN2GPRegressor(hidden_layer_sizes=(5,), noise_std=0.1, random_state=0).fit(X, y)
+
+
+def test_verbose_reports_phases_in_a_few_lines(capsys):
+    X, y = gap_data(40)
+    DNN2GPRegressor(hidden_layer_sizes=(5,), noise_std=0.1, verbose=1, random_state=0).fit(X, y)
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) <= 30
+    text = "\n".join(lines)
+    for phase in ["training (L-BFGS", "curvature and full posterior", "log marginal likelihood"]:
+        assert phase in text
+    assert "done in" in text
+    DNN2GPRegressor(hidden_layer_sizes=(5,), random_state=0).fit(X, y)
+    assert capsys.readouterr().out == ""

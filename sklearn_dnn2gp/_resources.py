@@ -1,0 +1,134 @@
+"""Memory and time estimates of the expensive steps, checked before they run.
+
+A step that cannot fit in memory raises a ``MemoryError`` that names the
+parameter to change, instead of dying inside the allocator after minutes of
+work; a step that will take long warns first. The estimates are deliberately
+rough (a factor of two either way): their job is to catch the 500 GB request
+and the two-hour eigendecomposition, not to budget precisely.
+"""
+
+import math
+import os
+import warnings
+
+# float64 everywhere the curvature and the posterior live.
+_BYTES = 8
+# Rates on one core of a 2-core x86 machine of the reference class
+# (benchmarks/bench_curvature.py): a P x P eigendecomposition costs about
+# 1.2e-10 P^3 seconds (P = 3,760: 6 s), and a matrix product about 5e-11 s per
+# multiply-add.
+_EIGH_SECONDS = 1.2e-10
+_GEMM_SECONDS = 5e-11
+# Warn when a step is expected to take longer than this.
+_SLOW_SECONDS = 60.0
+# Refuse when a step needs more than this fraction of the memory available now.
+_MEMORY_FRACTION = 0.8
+
+
+def available_memory(device):
+    """Bytes that can be allocated on ``device`` now, or None when unknown."""
+    if device.type == "cuda":
+        import torch
+
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(free)
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+def format_bytes(n_bytes):
+    for unit in ("bytes", "KB", "MB", "GB", "TB"):
+        if n_bytes < 1000 or unit == "TB":
+            return f"{n_bytes:.3g} {unit}" if unit != "bytes" else f"{int(n_bytes)} bytes"
+        n_bytes /= 1000
+
+
+def format_seconds(seconds):
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def check_memory(n_bytes, what, advice, device):
+    """Raise a ``MemoryError`` when ``what`` needs more memory than ``device`` has."""
+    available = available_memory(device)
+    if available is not None and n_bytes > _MEMORY_FRACTION * available:
+        raise MemoryError(
+            f"{what} needs about {format_bytes(n_bytes)} but {format_bytes(available)} "
+            f"is available on {device.type}; {advice}."
+        )
+
+
+def warn_if_slow(seconds, what, advice):
+    if seconds > _SLOW_SECONDS:
+        warnings.warn(
+            f"{what} will take roughly {format_seconds(seconds)} (estimated for one CPU "
+            f"core); {advice}.",
+            UserWarning,
+            stacklevel=4,
+        )
+
+
+def full_posterior_cost(n_rows, n_params):
+    """``(bytes, seconds)`` of a full Laplace posterior over ``n_params`` weights
+    from ``n_rows = N K`` whitened Jacobian rows, in the space the posterior uses."""
+    if n_rows < n_params:  # function space: M (n x P), its SVD, an n x n Gram
+        n_bytes = _BYTES * (3 * n_rows * n_params + 2 * n_rows**2)
+        seconds = _GEMM_SECONDS * 4 * n_rows**2 * n_params + _EIGH_SECONDS * n_rows**3
+    else:  # weight space: the GGN, a batch term, its eigenvectors and workspace
+        n_bytes = _BYTES * 4 * n_params**2
+        seconds = _GEMM_SECONDS * n_rows * n_params**2 + _EIGH_SECONDS * n_params**3
+    return n_bytes, seconds
+
+
+def full_vi_step_cost(batch_rows, n_params):
+    """``(bytes, seconds)`` of one full-covariance VOGN step: a batch GGN and an
+    eigendecomposition of the P x P precision."""
+    n_bytes = _BYTES * 5 * n_params**2
+    seconds = _GEMM_SECONDS * batch_rows * n_params**2 + _EIGH_SECONDS * n_params**3
+    return n_bytes, seconds
+
+
+_POSTERIOR_ADVICE = (
+    "use posterior='diag' (memory and time linear in the number of parameters), a smaller "
+    "network (hidden_layer_sizes) or fewer training points"
+)
+
+
+def check_full_posterior(n_rows, n_params, device):
+    """Guard the full Laplace posterior: refuse what cannot fit, warn what is slow."""
+    n_bytes, seconds = full_posterior_cost(n_rows, n_params)
+    what = f"The full posterior over {n_params:,} parameters from {n_rows:,} outputs"
+    check_memory(n_bytes, what, _POSTERIOR_ADVICE, device)
+    warn_if_slow(seconds, what, _POSTERIOR_ADVICE)
+
+
+def check_full_vi(n_rows, batch_rows, n_params, max_iter, device):
+    """Guard full-covariance VI: one eigendecomposition of a P x P matrix per step."""
+    n_bytes, step_seconds = full_vi_step_cost(batch_rows, n_params)
+    steps = max(1, math.ceil(n_rows / max(batch_rows, 1)))
+    what = f"Full-covariance VI over {n_params:,} parameters"
+    check_memory(n_bytes, what, _POSTERIOR_ADVICE, device)
+    epoch = step_seconds * steps
+    if epoch * max_iter > _SLOW_SECONDS:
+        warn_if_slow(
+            epoch * max_iter,
+            f"{what} ({format_seconds(epoch)} per epoch, up to max_iter={max_iter} epochs)",
+            _POSTERIOR_ADVICE,
+        )
+
+
+def jacobian_bytes(n_points, n_outputs, n_params):
+    """Bytes of the per-example Jacobians of ``n_points`` points, (n, K, P) in float64."""
+    return _BYTES * n_points * n_outputs * n_params
