@@ -152,7 +152,12 @@ def _fit_group(estimator, params_list, settings, start, neighbours, X, y, fit_pa
         model = _evidence_model(networks[j])
         for k in candidates:
             t0 = time.perf_counter()
-            closed_form[k] = model.log_marginal_likelihood(**settings[k])
+            try:
+                closed_form[k] = model.log_marginal_likelihood(**settings[k])
+            except ValueError:
+                # The closed form only proposes what to train next, so a setting it
+                # rejects is not proposed rather than aborting the whole search.
+                closed_form[k] = np.nan
             score_time[k] = time.perf_counter() - t0
         return closed_form
 
@@ -167,9 +172,10 @@ def _fit_group(estimator, params_list, settings, start, neighbours, X, y, fit_pa
                 if not untried:
                     break
                 values = evaluate(best, untried)
+                # NaN does not order, so an unavailable closed form ranks last.
                 step = max(untried, key=lambda k: (
                     all(settings[k][name] >= settings[best][name] for name in settings[k]),
-                    values[k]))
+                    -np.inf if np.isnan(values[k]) else values[k]))
                 budget -= 1
                 tried.add(step)
                 if train(step, networks[best]) and exact[step] > exact[best]:
@@ -207,6 +213,22 @@ def _grid_neighbours(settings):
                 neighbours[j].update(k for k in members if settings[k][key] in adjacent
                                      and settings[k][key] != settings[j][key])
     return [sorted(n) for n in neighbours]
+
+
+def _closed_form_setting(params, base, names, prefix):
+    """The ``log_marginal_likelihood`` keyword arguments of a candidate, or None
+    when one of them is not a positive finite number."""
+    setting = {}
+    for name in names:
+        value = params.get(name, base[name])
+        try:
+            value = float(value)
+        except (TypeError, ValueError):
+            return None
+        if not (np.isfinite(value) and value > 0):
+            return None
+        setting[name[len(prefix):]] = value
+    return setting
 
 
 def _first_argmax(values):
@@ -288,8 +310,11 @@ class EvidenceSearchCV(MetaEstimatorMixin, BaseEstimator):
         10 and 500 all put the closed-form maximum near 5, against an exact
         maximum between 20 and 50). With an unstructured candidate set (e.g.
         ``param_distributions`` over two hyperparameters) candidates may have
-        no neighbours, and only the first is then trained. If False, every
-        candidate is trained from scratch.
+        no neighbours, and only the first is then trained. A candidate whose
+        ``prior_precision`` or ``noise_std`` is not a positive finite number
+        is trained on its own, as without sharing (its fit fails and it is
+        scored ``error_score``). If False, every candidate is trained from
+        scratch.
 
     max_retrain : int, default=10
         With ``reuse_network=True``, the most retrainings per group after the
@@ -572,21 +597,29 @@ class EvidenceSearchCV(MetaEstimatorMixin, BaseEstimator):
         # such candidates are trained separately.
         names = [name for name in names if all(
             np.ndim(params.get(name, base[name])) == 0 for params in candidates)]
-        groups = {}
+        groups, alone = {}, []
         for i, params in enumerate(candidates):
+            setting = _closed_form_setting(params, base, names, prefix)
+            if setting is None:
+                # An invalid value has no closed form and no log for the median: it is
+                # trained on its own, fails like an unshared candidate and is scored
+                # error_score, and leaves the valid candidates' networks alone.
+                raw = {name[len(prefix):]: params.get(name, base[name]) for name in names}
+                alone.append(([i], [raw], 0, [[]]))
+                continue
             key = _freeze({k: v for k, v in params.items() if k not in names})
             groups.setdefault(key, []).append(i)
         result = []
         for idx in groups.values():
-            settings = [{name[len(prefix):]: float(candidates[i].get(name, base[name]))
-                         for name in names} for i in idx]
+            settings = [_closed_form_setting(candidates[i], base, names, prefix)
+                        for i in idx]
             if settings and settings[0]:
                 logs = np.log([[s[k] for k in sorted(s)] for s in settings])
                 start = int(np.argmin(((logs - np.median(logs, axis=0)) ** 2).sum(1)))
             else:
                 start = 0
             result.append((idx, settings, start, _grid_neighbours(settings)))
-        return result
+        return result + alone
 
     @staticmethod
     def _results(candidates, scores, fit_time, score_time, trained):

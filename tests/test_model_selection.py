@@ -332,6 +332,66 @@ def test_classifier_api_reuse_and_optimise():
     assert best.prior_precision == pytest.approx(2.0, rel=0.05)
 
 
+@pytest.mark.parametrize("reuse_network", [False, True])
+@pytest.mark.parametrize(
+    "grid, bad",
+    [
+        ({"noise_std": [-1.0, 0.1, 0.3]}, 0),
+        ({"noise_std": [0.1, 0.0, 0.3]}, 1),
+        ({"prior_precision": [1.0, 3.0, np.nan]}, 2),
+        ({"prior_precision": [-1.0, 1.0, 3.0], "noise_std": [0.1]}, 0),
+    ],
+)
+def test_invalid_closed_form_candidates_score_error_score(data, grid, bad, reuse_network):
+    # With reuse_network=True an invalid value was taken as the group's start (its
+    # log is NaN) and its failure left the whole group untrained, or its closed form
+    # raised out of fit; it must fail alone, as without sharing.
+    X, y = data
+    search = EvidenceSearchCV(small_regressor(), grid, reuse_network=reuse_network,
+                              error_score=-1e9)
+    with pytest.warns(FitFailedWarning, match="1 of .* fits failed"):
+        search.fit(X, y)
+    scores = search.results_["log_marginal_likelihood"]
+    assert scores[bad] == -1e9
+    assert not search.results_["trained"][bad]
+    assert search.best_index_ != bad
+    assert np.isfinite(search.best_score_)
+    assert search.results_["rank_log_marginal_likelihood"][bad] == len(scores)
+    if reuse_network:
+        assert np.isnan(search.results_["closed_form_log_marginal_likelihood"][bad])
+        assert np.isfinite(np.delete(
+            search.results_["closed_form_log_marginal_likelihood"], bad)).all()
+
+
+def test_invalid_candidate_with_reuse_raises_when_asked(data):
+    X, y = data
+    search = EvidenceSearchCV(small_regressor(), {"noise_std": [-1.0, 0.1, 0.3]},
+                              reuse_network=True, error_score="raise")
+    with pytest.raises(ValueError, match="noise_std"):
+        search.fit(X, y)
+
+
+class _PickyClosedForm(_EvidenceClassifier):
+    """The stand-in whose closed form rejects a prior precision above 3."""
+
+    def log_marginal_likelihood(self, prior_precision=None):
+        if prior_precision is not None and prior_precision > 3:
+            raise ValueError("prior_precision out of the closed form's range")
+        return super().log_marginal_likelihood(prior_precision)
+
+
+def test_closed_form_value_error_scores_nan_and_the_search_goes_on():
+    X, y = np.zeros((6, 2)), np.array([0, 1] * 3)
+    grid = {"prior_precision": [0.5, 1.0, 2.0, 4.0, 8.0]}
+    search = EvidenceSearchCV(_PickyClosedForm(), grid, reuse_network=True).fit(X, y)
+    closed_form = search.results_["closed_form_log_marginal_likelihood"]
+    np.testing.assert_array_equal(np.isnan(closed_form), [False, False, False, True, True])
+    # The exact evidence is unaffected: the optimum at 2 is found and its neighbour 4,
+    # whose closed form failed, is still trained and compared.
+    assert search.best_params_ == {"prior_precision": 2.0}
+    assert search.results_["trained"][3]
+
+
 @pytest.mark.slow
 def test_search_through_dask(data):
     distributed = pytest.importorskip("distributed")
