@@ -24,7 +24,12 @@ from sklearn.base import BaseEstimator, MetaEstimatorMixin, _fit_context, clone
 from sklearn.exceptions import FitFailedWarning
 from sklearn.model_selection import ParameterGrid, ParameterSampler
 from sklearn.utils import get_tags
-from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+from sklearn.utils._param_validation import (
+    HasMethods,
+    Interval,
+    StrOptions,
+    validate_params,
+)
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
@@ -722,6 +727,9 @@ class EvidenceSearchCV(MetaEstimatorMixin, BaseEstimator):
 
 
 # ------------------------------------------------------------------- scorer
+# X and y are ignored, so they are not constrained: a scorer receives whatever the
+# search passes on (a DataFrame, a list of documents for a text pipeline...).
+@validate_params({"estimator": [HasMethods(["fit"])]}, prefer_skip_nested_validation=True)
 def evidence_scorer(estimator, X=None, y=None, **kwargs):
     """The fitted estimator's training-set log marginal likelihood, as a scorer.
 
@@ -768,6 +776,21 @@ def evidence_scorer(estimator, X=None, y=None, **kwargs):
 
 
 # ------------------------------------------------------ continuous optimiser
+@validate_params(
+    {
+        "estimator": [HasMethods(["fit", "get_params"])],
+        "X": ["array-like", "sparse matrix"],
+        "y": ["array-like"],
+        "hyperparameters": [StrOptions({"auto", *_CLOSED_FORM}), list, tuple],
+        "bounds": ["array-like"],
+        "max_step": [Interval(Real, 1, None, closed="neither")],
+        "max_retrain": [Interval(Integral, 0, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "return_path": ["boolean"],
+    },
+    # The estimator is fitted here with parameters nobody has validated yet.
+    prefer_skip_nested_validation=False,
+)
 def maximize_evidence(estimator, X, y, *, hyperparameters="auto", bounds=(1e-5, 1e5),
                       max_step=10.0, max_retrain=5, tol=0.05, return_path=False,
                       **fit_params):
@@ -797,11 +820,11 @@ def maximize_evidence(estimator, X, y, *, hyperparameters="auto", bounds=(1e-5, 
         modified; otherwise a clone is fitted at its current parameters.
     X : array-like of shape (n_samples, n_features)
     y : array-like of shape (n_samples,) or (n_samples, n_targets)
-    hyperparameters : 'auto' or list of str, default='auto'
+    hyperparameters : 'auto', str or list of str, default='auto'
         Which of ``'prior_precision'`` and ``'noise_std'`` to optimise; 'auto'
         takes those the estimator has (both for a regressor, the prior
-        precision for a classifier). A vector ``noise_std`` is rescaled by
-        one common factor.
+        precision for a classifier). A single name optimises that one alone.
+        A vector ``noise_std`` is rescaled by one common factor.
     bounds : tuple of float, default=(1e-5, 1e5)
         Lower and upper bounds of every hyperparameter (of the common noise
         factor for ``noise_std``).
@@ -847,7 +870,10 @@ def maximize_evidence(estimator, X, y, *, hyperparameters="auto", bounds=(1e-5, 
     if hyperparameters == "auto":
         names = [name for name in _CLOSED_FORM if prefix + name in params]
     else:
-        names = list(hyperparameters)
+        # A single name is one hyperparameter, not a sequence of characters.
+        names = [hyperparameters] if isinstance(hyperparameters, str) else hyperparameters
+        # Each name once: a repeated one would be a second, redundant coordinate.
+        names = list(dict.fromkeys(names))
         unknown = [name for name in names if name not in _CLOSED_FORM]
         if unknown or not all(prefix + name in params for name in names):
             raise ValueError(
@@ -856,11 +882,14 @@ def maximize_evidence(estimator, X, y, *, hyperparameters="auto", bounds=(1e-5, 
             )
     if not names:
         raise ValueError("The estimator has no prior_precision or noise_std to optimise.")
-    low, high = bounds
+    try:
+        low, high = (float(b) for b in bounds)
+    except (TypeError, ValueError):
+        low = high = np.nan
+    # NaN fails every comparison, so it is rejected here too.
     if not 0 < low < high:
-        raise ValueError(f"bounds must satisfy 0 < low < high, got {bounds!r}.")
-    if not max_step > 1:
-        raise ValueError(f"max_step must be greater than 1, got {max_step!r}.")
+        raise ValueError(
+            f"bounds must be two numbers with 0 < low < high, got {bounds!r}.")
 
     try:
         check_is_fitted(_evidence_model(estimator), "log_marginal_likelihood_")

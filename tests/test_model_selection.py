@@ -10,6 +10,7 @@ from sklearn.linear_model import Ridge
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+from sklearn.utils._param_validation import InvalidParameterError
 
 from sklearn_dnn2gp import DNN2GPRegressor
 from sklearn_dnn2gp._utils import worker_torch_threads
@@ -390,6 +391,58 @@ def test_closed_form_value_error_scores_nan_and_the_search_goes_on():
     # whose closed form failed, is still trained and compared.
     assert search.best_params_ == {"prior_precision": 2.0}
     assert search.results_["trained"][3]
+
+
+def test_maximize_evidence_accepts_a_single_name(data):
+    X, y = data
+    reg = small_regressor(prior_precision=1.0, noise_std=0.1)
+    one = maximize_evidence(reg, X, y, hyperparameters="prior_precision", max_retrain=1)
+    listed = maximize_evidence(reg, X, y, hyperparameters=["prior_precision"],
+                               max_retrain=1)
+    assert one.get_params()["noise_std"] == 0.1
+    assert one.get_params()["prior_precision"] == listed.get_params()["prior_precision"]
+    assert one.log_marginal_likelihood_ == listed.log_marginal_likelihood_
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"hyperparameters": "width"}, "hyperparameters"),
+        ({"hyperparameters": 3}, "hyperparameters"),
+        ({"bounds": "abc"}, "bounds"),
+        ({"max_step": 1.0}, "max_step"),
+        ({"max_step": np.nan}, "max_step"),
+        ({"max_step": "big"}, "max_step"),
+        ({"max_retrain": -1}, "max_retrain"),
+        ({"max_retrain": 1.5}, "max_retrain"),
+        ({"tol": -0.1}, "tol"),
+        ({"return_path": "yes"}, "return_path"),
+    ],
+)
+def test_maximize_evidence_validates_its_arguments(data, kwargs, match):
+    X, y = data
+    reg = small_regressor()
+    with pytest.raises(InvalidParameterError, match=match):
+        maximize_evidence(reg, X, y, **kwargs)
+    # Nothing was fitted before the arguments were checked.
+    assert not hasattr(reg, "module_")
+
+
+@pytest.mark.parametrize("bounds", [(1.0,), (0.0, 1.0), (2.0, 1.0), (np.nan, 1.0),
+                                    ("a", "b")])
+def test_maximize_evidence_rejects_bad_bounds(data, bounds):
+    X, y = data
+    with pytest.raises(ValueError, match="bounds"):
+        maximize_evidence(small_regressor(), X, y, bounds=bounds)
+
+
+def test_evidence_scorer_validates_the_estimator(data):
+    X, y = data
+    with pytest.raises(InvalidParameterError, match="estimator"):
+        evidence_scorer("not an estimator", X, y)
+    # An estimator without evidence is a TypeError, never a score.
+    with pytest.raises(TypeError, match="log_marginal_likelihood_"):
+        evidence_scorer(Ridge().fit(X, y), X, y)
 
 
 @pytest.mark.slow
