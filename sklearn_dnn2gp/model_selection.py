@@ -21,7 +21,7 @@ import numpy as np
 from joblib import Parallel, delayed
 from scipy.stats import rankdata
 from sklearn.base import BaseEstimator, MetaEstimatorMixin, _fit_context, clone
-from sklearn.exceptions import FitFailedWarning
+from sklearn.exceptions import FitFailedWarning, NotFittedError
 from sklearn.model_selection import ParameterGrid, ParameterSampler
 from sklearn.utils import get_tags
 from sklearn.utils._param_validation import (
@@ -894,7 +894,7 @@ def maximize_evidence(estimator, X, y, *, hyperparameters="auto", bounds=(1e-5, 
     try:
         check_is_fitted(_evidence_model(estimator), "log_marginal_likelihood_")
         network = estimator
-    except Exception:
+    except NotFittedError:
         network, _, _ = _train(estimator, {}, X, y, fit_params)
 
     def current(net):

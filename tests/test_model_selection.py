@@ -12,7 +12,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils._param_validation import InvalidParameterError
 
-from sklearn_dnn2gp import DNN2GPRegressor
+from sklearn_dnn2gp import DNN2GPRegressor, model_selection
 from sklearn_dnn2gp._utils import worker_torch_threads
 from sklearn_dnn2gp.model_selection import (
     EvidenceSearchCV,
@@ -443,6 +443,19 @@ def test_evidence_scorer_validates_the_estimator(data):
     # An estimator without evidence is a TypeError, never a score.
     with pytest.raises(TypeError, match="log_marginal_likelihood_"):
         evidence_scorer(Ridge().fit(X, y), X, y)
+
+
+def test_maximize_evidence_only_refits_an_unfitted_estimator(monkeypatch):
+    # Any error of the fitted check was taken for "not fitted" and hidden by a refit.
+    X, y = np.zeros((6, 2)), np.array([0, 1] * 3)
+    fitted = _EvidenceClassifier(prior_precision=2.0).fit(X, y)
+
+    def broken_check(*args, **kwargs):
+        raise RuntimeError("the fitted check itself failed")
+
+    monkeypatch.setattr(model_selection, "check_is_fitted", broken_check)
+    with pytest.raises(RuntimeError, match="fitted check itself"):
+        maximize_evidence(fitted, X, y)
 
 
 @pytest.mark.slow
