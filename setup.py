@@ -17,7 +17,7 @@ setup(
     ],
     extras_require={
         "plot": ["matplotlib>=3.7"],
-        "test": ["pytest>=7", "pandas>=2.0", "matplotlib>=3.7"],
+        "test": ["pytest>=7", "pandas>=2.0", "matplotlib>=3.7", "hypothesis>=6"],
         # For the Dask test of the evidence search (a slow test).
         "dask": ["dask[distributed]>=2024.1"],
     },

@@ -21,10 +21,15 @@ import numpy as np
 from joblib import Parallel, delayed
 from scipy.stats import rankdata
 from sklearn.base import BaseEstimator, MetaEstimatorMixin, _fit_context, clone
-from sklearn.exceptions import FitFailedWarning
+from sklearn.exceptions import FitFailedWarning, NotFittedError
 from sklearn.model_selection import ParameterGrid, ParameterSampler
 from sklearn.utils import get_tags
-from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+from sklearn.utils._param_validation import (
+    HasMethods,
+    Interval,
+    StrOptions,
+    validate_params,
+)
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
@@ -152,7 +157,12 @@ def _fit_group(estimator, params_list, settings, start, neighbours, X, y, fit_pa
         model = _evidence_model(networks[j])
         for k in candidates:
             t0 = time.perf_counter()
-            closed_form[k] = model.log_marginal_likelihood(**settings[k])
+            try:
+                closed_form[k] = model.log_marginal_likelihood(**settings[k])
+            except ValueError:
+                # The closed form only proposes what to train next, so a setting it
+                # rejects is not proposed rather than aborting the whole search.
+                closed_form[k] = np.nan
             score_time[k] = time.perf_counter() - t0
         return closed_form
 
@@ -167,9 +177,10 @@ def _fit_group(estimator, params_list, settings, start, neighbours, X, y, fit_pa
                 if not untried:
                     break
                 values = evaluate(best, untried)
+                # NaN does not order, so an unavailable closed form ranks last.
                 step = max(untried, key=lambda k: (
                     all(settings[k][name] >= settings[best][name] for name in settings[k]),
-                    values[k]))
+                    -np.inf if np.isnan(values[k]) else values[k]))
                 budget -= 1
                 tried.add(step)
                 if train(step, networks[best]) and exact[step] > exact[best]:
@@ -207,6 +218,22 @@ def _grid_neighbours(settings):
                 neighbours[j].update(k for k in members if settings[k][key] in adjacent
                                      and settings[k][key] != settings[j][key])
     return [sorted(n) for n in neighbours]
+
+
+def _closed_form_setting(params, base, names, prefix):
+    """The ``log_marginal_likelihood`` keyword arguments of a candidate, or None
+    when one of them is not a positive finite number."""
+    setting = {}
+    for name in names:
+        value = params.get(name, base[name])
+        try:
+            value = float(value)
+        except (TypeError, ValueError):
+            return None
+        if not (np.isfinite(value) and value > 0):
+            return None
+        setting[name[len(prefix):]] = value
+    return setting
 
 
 def _first_argmax(values):
@@ -288,8 +315,11 @@ class EvidenceSearchCV(MetaEstimatorMixin, BaseEstimator):
         10 and 500 all put the closed-form maximum near 5, against an exact
         maximum between 20 and 50). With an unstructured candidate set (e.g.
         ``param_distributions`` over two hyperparameters) candidates may have
-        no neighbours, and only the first is then trained. If False, every
-        candidate is trained from scratch.
+        no neighbours, and only the first is then trained. A candidate whose
+        ``prior_precision`` or ``noise_std`` is not a positive finite number
+        is trained on its own, as without sharing (its fit fails and it is
+        scored ``error_score``). If False, every candidate is trained from
+        scratch.
 
     max_retrain : int, default=10
         With ``reuse_network=True``, the most retrainings per group after the
@@ -572,21 +602,29 @@ class EvidenceSearchCV(MetaEstimatorMixin, BaseEstimator):
         # such candidates are trained separately.
         names = [name for name in names if all(
             np.ndim(params.get(name, base[name])) == 0 for params in candidates)]
-        groups = {}
+        groups, alone = {}, []
         for i, params in enumerate(candidates):
+            setting = _closed_form_setting(params, base, names, prefix)
+            if setting is None:
+                # An invalid value has no closed form and no log for the median: it is
+                # trained on its own, fails like an unshared candidate and is scored
+                # error_score, and leaves the valid candidates' networks alone.
+                raw = {name[len(prefix):]: params.get(name, base[name]) for name in names}
+                alone.append(([i], [raw], 0, [[]]))
+                continue
             key = _freeze({k: v for k, v in params.items() if k not in names})
             groups.setdefault(key, []).append(i)
         result = []
         for idx in groups.values():
-            settings = [{name[len(prefix):]: float(candidates[i].get(name, base[name]))
-                         for name in names} for i in idx]
+            settings = [_closed_form_setting(candidates[i], base, names, prefix)
+                        for i in idx]
             if settings and settings[0]:
                 logs = np.log([[s[k] for k in sorted(s)] for s in settings])
                 start = int(np.argmin(((logs - np.median(logs, axis=0)) ** 2).sum(1)))
             else:
                 start = 0
             result.append((idx, settings, start, _grid_neighbours(settings)))
-        return result
+        return result + alone
 
     @staticmethod
     def _results(candidates, scores, fit_time, score_time, trained):
@@ -689,6 +727,9 @@ class EvidenceSearchCV(MetaEstimatorMixin, BaseEstimator):
 
 
 # ------------------------------------------------------------------- scorer
+# X and y are ignored, so they are not constrained: a scorer receives whatever the
+# search passes on (a DataFrame, a list of documents for a text pipeline...).
+@validate_params({"estimator": [HasMethods(["fit"])]}, prefer_skip_nested_validation=True)
 def evidence_scorer(estimator, X=None, y=None, **kwargs):
     """The fitted estimator's training-set log marginal likelihood, as a scorer.
 
@@ -735,6 +776,21 @@ def evidence_scorer(estimator, X=None, y=None, **kwargs):
 
 
 # ------------------------------------------------------ continuous optimiser
+@validate_params(
+    {
+        "estimator": [HasMethods(["fit", "get_params"])],
+        "X": ["array-like", "sparse matrix"],
+        "y": ["array-like"],
+        "hyperparameters": [StrOptions({"auto", *_CLOSED_FORM}), list, tuple],
+        "bounds": ["array-like"],
+        "max_step": [Interval(Real, 1, None, closed="neither")],
+        "max_retrain": [Interval(Integral, 0, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "return_path": ["boolean"],
+    },
+    # The estimator is fitted here with parameters nobody has validated yet.
+    prefer_skip_nested_validation=False,
+)
 def maximize_evidence(estimator, X, y, *, hyperparameters="auto", bounds=(1e-5, 1e5),
                       max_step=10.0, max_retrain=5, tol=0.05, return_path=False,
                       **fit_params):
@@ -764,11 +820,11 @@ def maximize_evidence(estimator, X, y, *, hyperparameters="auto", bounds=(1e-5, 
         modified; otherwise a clone is fitted at its current parameters.
     X : array-like of shape (n_samples, n_features)
     y : array-like of shape (n_samples,) or (n_samples, n_targets)
-    hyperparameters : 'auto' or list of str, default='auto'
+    hyperparameters : 'auto', str or list of str, default='auto'
         Which of ``'prior_precision'`` and ``'noise_std'`` to optimise; 'auto'
         takes those the estimator has (both for a regressor, the prior
-        precision for a classifier). A vector ``noise_std`` is rescaled by
-        one common factor.
+        precision for a classifier). A single name optimises that one alone.
+        A vector ``noise_std`` is rescaled by one common factor.
     bounds : tuple of float, default=(1e-5, 1e5)
         Lower and upper bounds of every hyperparameter (of the common noise
         factor for ``noise_std``).
@@ -814,7 +870,10 @@ def maximize_evidence(estimator, X, y, *, hyperparameters="auto", bounds=(1e-5, 
     if hyperparameters == "auto":
         names = [name for name in _CLOSED_FORM if prefix + name in params]
     else:
-        names = list(hyperparameters)
+        # A single name is one hyperparameter, not a sequence of characters.
+        names = [hyperparameters] if isinstance(hyperparameters, str) else hyperparameters
+        # Each name once: a repeated one would be a second, redundant coordinate.
+        names = list(dict.fromkeys(names))
         unknown = [name for name in names if name not in _CLOSED_FORM]
         if unknown or not all(prefix + name in params for name in names):
             raise ValueError(
@@ -823,16 +882,19 @@ def maximize_evidence(estimator, X, y, *, hyperparameters="auto", bounds=(1e-5, 
             )
     if not names:
         raise ValueError("The estimator has no prior_precision or noise_std to optimise.")
-    low, high = bounds
+    try:
+        low, high = (float(b) for b in bounds)
+    except (TypeError, ValueError):
+        low = high = np.nan
+    # NaN fails every comparison, so it is rejected here too.
     if not 0 < low < high:
-        raise ValueError(f"bounds must satisfy 0 < low < high, got {bounds!r}.")
-    if not max_step > 1:
-        raise ValueError(f"max_step must be greater than 1, got {max_step!r}.")
+        raise ValueError(
+            f"bounds must be two numbers with 0 < low < high, got {bounds!r}.")
 
     try:
         check_is_fitted(_evidence_model(estimator), "log_marginal_likelihood_")
         network = estimator
-    except Exception:
+    except NotFittedError:
         network, _, _ = _train(estimator, {}, X, y, fit_params)
 
     def current(net):

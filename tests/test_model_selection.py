@@ -10,8 +10,9 @@ from sklearn.linear_model import Ridge
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+from sklearn.utils._param_validation import InvalidParameterError
 
-from sklearn_dnn2gp import DNN2GPRegressor
+from sklearn_dnn2gp import DNN2GPRegressor, model_selection
 from sklearn_dnn2gp._utils import worker_torch_threads
 from sklearn_dnn2gp.model_selection import (
     EvidenceSearchCV,
@@ -330,6 +331,131 @@ def test_classifier_api_reuse_and_optimise():
     best = maximize_evidence(_EvidenceClassifier(prior_precision=50.0), X, y,
                              max_retrain=20, tol=0.01)
     assert best.prior_precision == pytest.approx(2.0, rel=0.05)
+
+
+@pytest.mark.parametrize("reuse_network", [False, True])
+@pytest.mark.parametrize(
+    "grid, bad",
+    [
+        ({"noise_std": [-1.0, 0.1, 0.3]}, 0),
+        ({"noise_std": [0.1, 0.0, 0.3]}, 1),
+        ({"prior_precision": [1.0, 3.0, np.nan]}, 2),
+        ({"prior_precision": [-1.0, 1.0, 3.0], "noise_std": [0.1]}, 0),
+    ],
+)
+def test_invalid_closed_form_candidates_score_error_score(data, grid, bad, reuse_network):
+    # With reuse_network=True an invalid value was taken as the group's start (its
+    # log is NaN) and its failure left the whole group untrained, or its closed form
+    # raised out of fit; it must fail alone, as without sharing.
+    X, y = data
+    search = EvidenceSearchCV(small_regressor(), grid, reuse_network=reuse_network,
+                              error_score=-1e9)
+    with pytest.warns(FitFailedWarning, match="1 of .* fits failed"):
+        search.fit(X, y)
+    scores = search.results_["log_marginal_likelihood"]
+    assert scores[bad] == -1e9
+    assert not search.results_["trained"][bad]
+    assert search.best_index_ != bad
+    assert np.isfinite(search.best_score_)
+    assert search.results_["rank_log_marginal_likelihood"][bad] == len(scores)
+    if reuse_network:
+        assert np.isnan(search.results_["closed_form_log_marginal_likelihood"][bad])
+        assert np.isfinite(np.delete(
+            search.results_["closed_form_log_marginal_likelihood"], bad)).all()
+
+
+def test_invalid_candidate_with_reuse_raises_when_asked(data):
+    X, y = data
+    search = EvidenceSearchCV(small_regressor(), {"noise_std": [-1.0, 0.1, 0.3]},
+                              reuse_network=True, error_score="raise")
+    with pytest.raises(ValueError, match="noise_std"):
+        search.fit(X, y)
+
+
+class _PickyClosedForm(_EvidenceClassifier):
+    """The stand-in whose closed form rejects a prior precision above 3."""
+
+    def log_marginal_likelihood(self, prior_precision=None):
+        if prior_precision is not None and prior_precision > 3:
+            raise ValueError("prior_precision out of the closed form's range")
+        return super().log_marginal_likelihood(prior_precision)
+
+
+def test_closed_form_value_error_scores_nan_and_the_search_goes_on():
+    X, y = np.zeros((6, 2)), np.array([0, 1] * 3)
+    grid = {"prior_precision": [0.5, 1.0, 2.0, 4.0, 8.0]}
+    search = EvidenceSearchCV(_PickyClosedForm(), grid, reuse_network=True).fit(X, y)
+    closed_form = search.results_["closed_form_log_marginal_likelihood"]
+    np.testing.assert_array_equal(np.isnan(closed_form), [False, False, False, True, True])
+    # The exact evidence is unaffected: the optimum at 2 is found and its neighbour 4,
+    # whose closed form failed, is still trained and compared.
+    assert search.best_params_ == {"prior_precision": 2.0}
+    assert search.results_["trained"][3]
+
+
+def test_maximize_evidence_accepts_a_single_name(data):
+    X, y = data
+    reg = small_regressor(prior_precision=1.0, noise_std=0.1)
+    one = maximize_evidence(reg, X, y, hyperparameters="prior_precision", max_retrain=1)
+    listed = maximize_evidence(reg, X, y, hyperparameters=["prior_precision"],
+                               max_retrain=1)
+    assert one.get_params()["noise_std"] == 0.1
+    assert one.get_params()["prior_precision"] == listed.get_params()["prior_precision"]
+    assert one.log_marginal_likelihood_ == listed.log_marginal_likelihood_
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"hyperparameters": "width"}, "hyperparameters"),
+        ({"hyperparameters": 3}, "hyperparameters"),
+        ({"bounds": "abc"}, "bounds"),
+        ({"max_step": 1.0}, "max_step"),
+        ({"max_step": np.nan}, "max_step"),
+        ({"max_step": "big"}, "max_step"),
+        ({"max_retrain": -1}, "max_retrain"),
+        ({"max_retrain": 1.5}, "max_retrain"),
+        ({"tol": -0.1}, "tol"),
+        ({"return_path": "yes"}, "return_path"),
+    ],
+)
+def test_maximize_evidence_validates_its_arguments(data, kwargs, match):
+    X, y = data
+    reg = small_regressor()
+    with pytest.raises(InvalidParameterError, match=match):
+        maximize_evidence(reg, X, y, **kwargs)
+    # Nothing was fitted before the arguments were checked.
+    assert not hasattr(reg, "module_")
+
+
+@pytest.mark.parametrize("bounds", [(1.0,), (0.0, 1.0), (2.0, 1.0), (np.nan, 1.0),
+                                    ("a", "b")])
+def test_maximize_evidence_rejects_bad_bounds(data, bounds):
+    X, y = data
+    with pytest.raises(ValueError, match="bounds"):
+        maximize_evidence(small_regressor(), X, y, bounds=bounds)
+
+
+def test_evidence_scorer_validates_the_estimator(data):
+    X, y = data
+    with pytest.raises(InvalidParameterError, match="estimator"):
+        evidence_scorer("not an estimator", X, y)
+    # An estimator without evidence is a TypeError, never a score.
+    with pytest.raises(TypeError, match="log_marginal_likelihood_"):
+        evidence_scorer(Ridge().fit(X, y), X, y)
+
+
+def test_maximize_evidence_only_refits_an_unfitted_estimator(monkeypatch):
+    # Any error of the fitted check was taken for "not fitted" and hidden by a refit.
+    X, y = np.zeros((6, 2)), np.array([0, 1] * 3)
+    fitted = _EvidenceClassifier(prior_precision=2.0).fit(X, y)
+
+    def broken_check(*args, **kwargs):
+        raise RuntimeError("the fitted check itself failed")
+
+    monkeypatch.setattr(model_selection, "check_is_fitted", broken_check)
+    with pytest.raises(RuntimeError, match="fitted check itself"):
+        maximize_evidence(fitted, X, y)
 
 
 @pytest.mark.slow
