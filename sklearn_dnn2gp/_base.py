@@ -2,6 +2,7 @@
 validate -> train -> curvature -> posterior, and the Jacobian-based views."""
 
 import copy
+import functools
 from numbers import Integral, Real
 
 import numpy as np
@@ -21,7 +22,16 @@ from ._network import flat_parameters, make_mlp, n_parameters, set_flat_paramete
 from ._posterior import DiagPosterior, FullPosterior
 from ._resources import check_full_posterior, check_full_vi, check_memory, jacobian_bytes
 from ._training import train_map, train_vi
-from ._utils import batches, make_generator, resolve_device, resolve_dtype, to_numpy, to_tensor
+from ._utils import (
+    batches,
+    choose_threads,
+    make_generator,
+    resolve_device,
+    resolve_dtype,
+    to_numpy,
+    to_tensor,
+    torch_threads,
+)
 from ._verbose import phase
 
 # Full batch up to this many examples when batch_size='auto' (the objective is a sum,
@@ -68,6 +78,24 @@ def _positive_float(value, name):
     return value
 
 
+def scoped_threads(method):
+    """Run a fitted estimator's method with the intra-op thread count its
+    ``n_threads`` chooses for ``len(X)`` points, restoring the caller's after."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        work = 0
+        if hasattr(self, "module_"):
+            first = args[0] if args else None
+            n = getattr(first, "shape", (None,))[0] if hasattr(first, "shape") else (
+                len(first) if isinstance(first, (list, tuple)) else 1)
+            work = (n or 1) * self._n_outputs * self._n_params
+        with torch_threads(choose_threads(self.n_threads, work)):
+            return method(self, *args, **kwargs)
+
+    return wrapper
+
+
 def finite_evidence(value, **hyperparameters):
     """``value`` as a float, or a ValueError naming the hyperparameters that made it
     overflow."""
@@ -107,6 +135,7 @@ class BaseDNN2GP(BaseEstimator):
         "dtype": [StrOptions({"float64", "float32"})],
         "verbose": ["verbose"],
         "warm_start": ["boolean"],
+        "n_threads": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"}), None],
     }
 
     # ----------------------------------------------------------------- fitting
@@ -138,6 +167,14 @@ class BaseDNN2GP(BaseEstimator):
                         n_iter_no_change=self.n_iter_no_change, generator=generator,
                         verbose=self.verbose)
         n_params = n_parameters(module)
+        with torch_threads(choose_threads(self.n_threads, n * n_outputs * n_params)):
+            return self._train_and_build(module, likelihood, X_t, y_t, w_t, batch_size,
+                                         training, n_params)
+
+    def _train_and_build(self, module, likelihood, X_t, y_t, w_t, batch_size, training,
+                         n_params):
+        """Train ``module``, then build the posterior and the evidence (see ``_fit``)."""
+        n, n_outputs, device = X_t.shape[0], module[-1].out_features, X_t.device
         if self._structure() == "full":
             # Before training: a fit that cannot finish should not start.
             check_full_posterior(n * n_outputs, n_params, device)
@@ -274,6 +311,7 @@ class BaseDNN2GP(BaseEstimator):
     def _jacobian(self, X):
         return torch.cat([J for _, J in self._jacobian_chunks(X)])
 
+    @scoped_threads
     def features(self, X):
         """The DNN2GP feature map ``phi(x) = J(x)^T`` at the trained weights.
 
@@ -293,6 +331,7 @@ class BaseDNN2GP(BaseEstimator):
                                     f"features of {len(X):,} points")
         return to_numpy(self._jacobian(X))
 
+    @scoped_threads
     def kernel(self, X, Y=None, mode="trace"):
         """The neural tangent kernel ``J(x) J(x')^T`` of the trained network.
 
@@ -328,6 +367,7 @@ class BaseDNN2GP(BaseEstimator):
         JY = JX if Y is None else self._jacobian(Y)
         return to_numpy(ntk(JX, JY, mode))
 
+    @scoped_threads
     def iterate_gp(self, X, y, state=None, sample_weight=None):
         """The GP of Theorem 2 at a VI iterate: its posterior is the next OGN step.
 

@@ -11,7 +11,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 
-from ._base import BaseDNN2GP, finite_evidence
+from ._base import BaseDNN2GP, finite_evidence, scoped_threads
 from ._evidence import laplace_log_evidence
 from ._likelihoods import Bernoulli, Categorical
 from ._utils import make_generator, to_numpy, to_tensor
@@ -171,6 +171,13 @@ class DNN2GPClassifier(ClassifierMixin, BaseDNN2GP):
         the architecture is unchanged (e.g. after ``set_params`` of
         ``prior_precision``); otherwise from a fresh initialisation.
 
+    n_threads : int, 'auto' or None, default='auto'
+        Torch intra-op threads inside ``fit`` and the prediction methods, set
+        for the call and restored afterwards (the caller's setting is never
+        left changed). ``'auto'``: one thread when a pass over the data costs
+        under ~2e7 multiply-adds (there a second thread costs more than it
+        gives: 5-50x slower fits were measured on a busy 2-core machine),
+        torch's own setting above. ``None`` leaves torch's setting alone.
     Attributes
     ----------
     classes_ : ndarray of shape (n_classes,)
@@ -219,7 +226,8 @@ class DNN2GPClassifier(ClassifierMixin, BaseDNN2GP):
                  precision_rate=None, initial_precision="auto", link_approximation="bridge",
                  link_samples=100, solver="lbfgs", max_iter=5000, learning_rate_init=1e-2,
                  batch_size="auto", tol=1e-5, n_iter_no_change=10, random_state=None,
-                 device="auto", dtype="float64", verbose=0, callback=None, warm_start=False):
+                 device="auto", dtype="float64", verbose=0, callback=None, warm_start=False,
+                 n_threads="auto"):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.prior_precision = prior_precision
@@ -243,6 +251,7 @@ class DNN2GPClassifier(ClassifierMixin, BaseDNN2GP):
         self.verbose = verbose
         self.callback = callback
         self.warm_start = warm_start
+        self.n_threads = n_threads
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, sample_weight=None):
@@ -295,6 +304,7 @@ class DNN2GPClassifier(ClassifierMixin, BaseDNN2GP):
             raise ValueError(f"y contains labels not seen in fit: {unknown!r}.")
         return self._code_tensor(np.searchsorted(self.classes_, y), torch.float64, device)
 
+    @scoped_threads
     def log_marginal_likelihood(self, prior_precision=None):
         """Laplace-GGN log evidence at another prior precision, without retraining.
 
@@ -317,6 +327,7 @@ class DNN2GPClassifier(ClassifierMixin, BaseDNN2GP):
         value = laplace_log_evidence(self._log_likelihood, posterior.mean, posterior)
         return finite_evidence(value, prior_precision=delta)
 
+    @scoped_threads
     def decision_function(self, X):
         """Scores whose sign (binary) or argmax (multiclass) is :meth:`predict`.
 
@@ -348,6 +359,7 @@ class DNN2GPClassifier(ClassifierMixin, BaseDNN2GP):
         scores = to_numpy(scores)
         return scores[:, 0] if scores.shape[1] == 1 else scores
 
+    @scoped_threads
     def predict(self, X):
         """Class labels: the argmax of :meth:`predict_proba`.
 
@@ -359,6 +371,7 @@ class DNN2GPClassifier(ClassifierMixin, BaseDNN2GP):
         index = (scores > 0).astype(int) if scores.ndim == 1 else scores.argmax(1)
         return self.classes_[index]
 
+    @scoped_threads
     def predict_proba(self, X, link_approximation=None):
         """Class probabilities.
 
@@ -392,6 +405,7 @@ class DNN2GPClassifier(ClassifierMixin, BaseDNN2GP):
         generator = make_generator(self.random_state if link == "mc" else 0)
         return _class_log_probabilities(f, var, link, self.link_samples, generator)
 
+    @scoped_threads
     def predict_latent(self, X):
         """The GP posterior of the logits: mean ``f_{w*}(x)`` and covariance ``J Sigma J^T``.
 
@@ -406,11 +420,13 @@ class DNN2GPClassifier(ClassifierMixin, BaseDNN2GP):
         f, var = self._latent(X)
         return to_numpy(f), to_numpy(var)
 
+    @scoped_threads
     def predict_log_proba(self, X, link_approximation=None):
         """Logarithm of :meth:`predict_proba`, computed in log space (finite even
         where a probability underflows to 0)."""
         return self._predict_log_proba(X, link_approximation)
 
+    @scoped_threads
     def predict_uncertainty(self, X):
         """The Eq. 48 decomposition of the predictive covariance of the one-hot labels.
 

@@ -2,6 +2,7 @@
 scoped thread limits."""
 
 import os
+import threading
 from contextlib import contextmanager
 
 import numpy as np
@@ -87,3 +88,47 @@ def worker_torch_threads(n_threads, caller_pid):
         yield
     finally:
         torch.set_num_threads(previous)
+
+
+# Below this many multiply-adds per pass over the data, one intra-op thread: on a
+# busy 2-core machine torch's default of two made small fits 5-50x slower (each
+# operation is too short to amortise waking the second thread).
+_SMALL_WORK = 2e7
+_THREADS_LOCK = threading.Lock()
+_THREADS_DEPTH = 0
+_THREADS_SAVED = None
+
+
+def choose_threads(setting, work):
+    """The intra-op thread count for a call: ``setting`` when it is an int or None
+    (None: leave torch's setting), and for 'auto' one thread below ``_SMALL_WORK``
+    multiply-adds per pass, torch's own setting above."""
+    if setting == "auto":
+        return 1 if work < _SMALL_WORK else None
+    return setting
+
+
+@contextmanager
+def torch_threads(n_threads):
+    """Run the block with ``n_threads`` intra-op threads, then restore the caller's.
+
+    The setting is process-wide, so nested or concurrent blocks (fits in joblib's
+    threading backend) share one saved value, restored when the last one exits.
+    """
+    global _THREADS_DEPTH, _THREADS_SAVED
+    if n_threads is None:
+        yield
+        return
+    with _THREADS_LOCK:
+        if _THREADS_DEPTH == 0:
+            _THREADS_SAVED = torch.get_num_threads()
+        _THREADS_DEPTH += 1
+        if torch.get_num_threads() != n_threads:
+            torch.set_num_threads(n_threads)
+    try:
+        yield
+    finally:
+        with _THREADS_LOCK:
+            _THREADS_DEPTH -= 1
+            if _THREADS_DEPTH == 0 and torch.get_num_threads() != _THREADS_SAVED:
+                torch.set_num_threads(_THREADS_SAVED)

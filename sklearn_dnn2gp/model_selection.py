@@ -425,8 +425,8 @@ class EvidenceSearchCV(MetaEstimatorMixin, BaseEstimator):
     >>> X = rng.uniform(-3, 3, size=(60, 1))
     >>> y = np.sin(X[:, 0]) + 0.1 * rng.randn(60)
     >>> reg = DNN2GPRegressor(hidden_layer_sizes=(10,), noise_std=0.1,
-    ...                       max_iter=200, random_state=0)
-    >>> search = EvidenceSearchCV(reg, {"prior_precision": [0.01, 1.0, 100.0]})
+    ...                       random_state=0)
+    >>> search = EvidenceSearchCV(reg, {"prior_precision": [0.1, 1.0, 10.0]})
     >>> search.fit(X, y).best_params_
     {'prior_precision': 1.0}
     >>> search.results_["rank_log_marginal_likelihood"]
@@ -765,9 +765,9 @@ def evidence_scorer(estimator, X=None, y=None, **kwargs):
     >>> X = rng.uniform(-3, 3, size=(60, 1))
     >>> y = np.sin(X[:, 0]) + 0.1 * rng.randn(60)
     >>> reg = DNN2GPRegressor(hidden_layer_sizes=(10,), noise_std=0.1,
-    ...                       max_iter=200, random_state=0)
+    ...                       random_state=0)
     >>> idx = np.arange(len(X))
-    >>> search = GridSearchCV(reg, {"prior_precision": [0.01, 1.0, 100.0]},
+    >>> search = GridSearchCV(reg, {"prior_precision": [0.1, 1.0, 10.0]},
     ...                       scoring=evidence_scorer, cv=[(idx, idx)]).fit(X, y)
     >>> search.best_params_
     {'prior_precision': 1.0}
@@ -860,7 +860,7 @@ def maximize_evidence(estimator, X, y, *, hyperparameters="auto", bounds=(1e-5, 
     >>> rng = np.random.RandomState(0)
     >>> X = rng.uniform(-3, 3, size=(60, 1))
     >>> y = np.sin(X[:, 0]) + 0.1 * rng.randn(60)
-    >>> reg = DNN2GPRegressor(hidden_layer_sizes=(10,), max_iter=200, random_state=0)
+    >>> reg = DNN2GPRegressor(hidden_layer_sizes=(10,), noise_std=0.1, random_state=0)
     >>> best = maximize_evidence(reg, X, y)
     >>> bool(best.log_marginal_likelihood_ > reg.fit(X, y).log_marginal_likelihood_)
     True

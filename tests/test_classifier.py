@@ -205,6 +205,7 @@ def test_kernel_modes():
     np.testing.assert_allclose(clf.kernel(X), np.einsum("ikp,jkp->ij", J, J), rtol=1e-12)
 
 
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 def test_determinism_pickle_and_rng():
     X, y = make_moons(60, noise=0.2, random_state=0)
     params = dict(hidden_layer_sizes=(8,), solver="adam", max_iter=30, random_state=5,

@@ -111,6 +111,7 @@ def test_linear_multi_output_evidence_is_sum_of_independent_regressions():
         est.log_marginal_likelihood(noise_std=[1.0, 1.0])
 
 
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 @pytest.mark.parametrize("hidden, n", [((3,), 40), ((30,), 12)])
 def test_weight_and_function_space_agree(hidden, n):
     # (3,) with n=40 has P=10 < n: weight space; (30,) with n=12 has P=91 > n: function space.
@@ -265,6 +266,7 @@ def test_kernel_and_features_of_linear_model():
         est.kernel(X, mode="bogus")
 
 
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 def test_determinism_and_pickle():
     X, y = gap_data(30)
     params = dict(hidden_layer_sizes=(8,), solver="adam", max_iter=50, random_state=3)

@@ -14,7 +14,9 @@ from sklearn_dnn2gp import DNN2GPClassifier, DNN2GPRegressor, _resources
 
 from ._helpers import gap_data
 
-pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+# Warnings these extreme settings are expected to raise are tested on their own below.
+pytestmark = [pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning"),
+              pytest.mark.filterwarnings("ignore:The training residuals:UserWarning")]
 
 
 @pytest.mark.parametrize("n_classes", [2, 3])
@@ -169,3 +171,23 @@ def test_verbose_reports_phases_in_a_few_lines(capsys):
     assert "done in" in text
     DNN2GPRegressor(hidden_layer_sizes=(5,), random_state=0).fit(X, y)
     assert capsys.readouterr().out == ""
+
+
+@pytest.mark.parametrize("n_threads", ["auto", 1, None])
+def test_thread_count_is_scoped_to_the_call(n_threads):
+    # The suite runs at one thread (conftest); the caller's setting here is 2.
+    X, y = gap_data(30)
+    seen = []
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        reg = DNN2GPRegressor(hidden_layer_sizes=(3,), inference="vi", max_iter=3,
+                              n_threads=n_threads, random_state=0,
+                              callback=lambda state: seen.append(torch.get_num_threads()))
+        reg.fit(X, y)
+        assert torch.get_num_threads() == 2
+        reg.predict(X, return_std=True)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(previous)
+    assert set(seen) == {2 if n_threads is None else 1}

@@ -290,6 +290,7 @@ def test_vi_posterior_drives_predictions_and_evidence_is_laplace_at_mu():
 
 @pytest.mark.parametrize("Estimator, centers", [(DNN2GPRegressor, None),
                                                 (DNN2GPClassifier, 3)])
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 def test_callback_states_and_iterate_gp(Estimator, centers):
     # OGN on the full batch: the GP of iterate t (Jacobians at mu_t) has as posterior
     # over J_t w exactly the next iterate, J_t mu_{t+1} and J_t Sigma_{t+1} J_t^T.
