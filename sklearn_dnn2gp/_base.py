@@ -140,6 +140,9 @@ class BaseDNN2GP(BaseEstimator):
 
     # ----------------------------------------------------------------- fitting
     def _fit(self, X, y, sample_weight):
+        # Everything after fit reads the parameters it was fitted with, so that a later
+        # set_params changes nothing until the next fit.
+        self._fit_params = self.get_params(deep=False)
         hidden = _check_hidden_layer_sizes(self.hidden_layer_sizes)
         X, y = validate_data(self, X, y, dtype=_FLOAT_DTYPES, **self._data_checks())
         weights = None
@@ -166,6 +169,7 @@ class BaseDNN2GP(BaseEstimator):
                         batch_size=batch_size, tol=self.tol,
                         n_iter_no_change=self.n_iter_no_change, generator=generator,
                         verbose=self.verbose)
+        self.prior_precision_ = float(self.prior_precision)
         n_params = n_parameters(module)
         with torch_threads(choose_threads(self.n_threads, n * n_outputs * n_params)):
             return self._train_and_build(module, likelihood, X_t, y_t, w_t, batch_size,
@@ -220,12 +224,14 @@ class BaseDNN2GP(BaseEstimator):
 
     def _structure(self):
         """The posterior structure: 'auto' is full for Laplace, diagonal for VI."""
-        if self.posterior != "auto":
-            return self.posterior
-        return "diag" if self.inference == "vi" else "full"
+        posterior, inference = self._fitted("posterior"), self._fitted("inference")
+        if posterior != "auto":
+            return posterior
+        return "diag" if inference == "vi" else "full"
 
     def _precision_rate(self):
-        beta = self.learning_rate_init if self.precision_rate is None else self.precision_rate
+        rate, beta = self._fitted("learning_rate_init"), self._fitted("precision_rate")
+        beta = rate if beta is None else beta
         if not 0 < beta <= 1:
             raise ValueError(
                 "With inference='vi' and precision_rate=None the precision is averaged at "
@@ -261,13 +267,17 @@ class BaseDNN2GP(BaseEstimator):
             self._accumulate(stats, f, J, M, y[sl], w_batch, likelihood, mean)
         if function_space:
             posterior = FullPosterior.from_whitened_jacobian(
-                mean, torch.cat(rows), self.prior_precision)
+                mean, torch.cat(rows), self.prior_precision_)
         elif full:
-            posterior = FullPosterior.from_ggn(mean, curvature, self.prior_precision)
+            posterior = FullPosterior.from_ggn(mean, curvature, self.prior_precision_)
         else:
-            posterior = DiagPosterior(mean, self.prior_precision, curvature)
+            posterior = DiagPosterior(mean, self.prior_precision_, curvature)
         self._finalize_stats(stats, posterior)
         return posterior
+
+    def _fitted(self, name):
+        """The value parameter ``name`` had when the estimator was fitted."""
+        return self._fit_params[name]
 
     def _validate_X(self, X):
         return validate_data(self, X, reset=False, dtype=_FLOAT_DTYPES)
@@ -275,7 +285,7 @@ class BaseDNN2GP(BaseEstimator):
     def _check_prior_precision(self, prior_precision):
         """``delta`` for an evidence re-evaluation: the fitted one when None."""
         if prior_precision is None:
-            return self.prior_precision
+            return self.prior_precision_
         return _positive_float(prior_precision, "prior_precision")
 
     def _accumulate(self, stats, f, J, M, y, weights, likelihood, mean):
@@ -401,7 +411,7 @@ class BaseDNN2GP(BaseEstimator):
             network outputs and rows ordered example-major.
         """
         check_is_fitted(self)
-        if self.inference != "vi":
+        if self._fitted("inference") != "vi":
             raise ValueError("iterate_gp needs an estimator fitted with inference='vi'.")
         X = self._validate_X(X)
         check_consistent_length(X, y)
@@ -421,8 +431,8 @@ class BaseDNN2GP(BaseEstimator):
         gp = vi_iterate_gp(
             f, J, self._known_targets(y, param.device), self._likelihood(),
             mean.to(param.device), precision.to(param.device),
-            prior_precision=self.prior_precision, beta=self._precision_rate(),
-            learning_rate=self.learning_rate_init,
+            prior_precision=self.prior_precision_, beta=self._precision_rate(),
+            learning_rate=self._fitted("learning_rate_init"),
             weights=None if weights is None else weights.to(param.device),
         )
         return {name: to_numpy(value) for name, value in gp._asdict().items()}

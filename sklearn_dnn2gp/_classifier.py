@@ -183,8 +183,26 @@ class DNN2GPClassifier(ClassifierMixin, BaseDNN2GP):
     classes_ : ndarray of shape (n_classes,)
     module_ : torch.nn.Module
         The trained network (one output for two classes, else one per class).
-    posterior_ : object
-        The Gaussian weight posterior: Laplace-GGN, or VI's ``q``.
+    posterior_ : FullPosterior or DiagPosterior
+        The Gaussian weight posterior ``N(mean, Sigma)`` over all ``P``
+        parameters (in module order): the Laplace-GGN posterior, or VI's
+        ``q``. It drives every uncertainty the estimator returns. A
+        ``FullPosterior`` (``posterior='full'``) holds one spectral
+        factorisation, in weight space (``space == 'weight'``, P x P) or
+        function space (``'function'``, from the SVD of the N K x P whitened
+        Jacobian), whichever is smaller; a ``DiagPosterior`` holds the
+        diagonal. Both offer, as float64 tensors: ``mean`` (P,),
+        ``prior_precision``, ``covariance()`` (P x P; dense, so only for
+        moderate P), ``precision()``, ``covariance_product(v)``
+        (``Sigma v`` without forming ``Sigma``), ``functional_variance(J)``
+        (``J Sigma J^T`` for Jacobians of shape (n, K, P), e.g. from
+        :meth:`features`), ``log_det_ratio()`` and
+        ``sample(n_samples, generator)`` (weight vectors from a
+        ``torch.Generator``).
+    prior_precision_ : float
+        The prior precision ``delta`` of the fitted posterior and evidence.
+        Methods read it (and every other setting) as it was at ``fit``: a
+        later ``set_params`` takes effect at the next ``fit``.
     log_marginal_likelihood_ : float
         Laplace-GGN log evidence of the training labels; under
         ``inference='vi'`` at the final mean, with the exact GGN there.
@@ -345,7 +363,7 @@ class DNN2GPClassifier(ClassifierMixin, BaseDNN2GP):
         """
         check_is_fitted(self)
         X = self._validate_X(X)
-        link = self.link_approximation
+        link = self._fitted("link_approximation")
         if link == "plugin":
             scores = torch.as_tensor(self._forward(X))
         else:
@@ -389,7 +407,8 @@ class DNN2GPClassifier(ClassifierMixin, BaseDNN2GP):
 
     def _predict_log_proba(self, X, link_approximation):
         check_is_fitted(self)
-        link = self.link_approximation if link_approximation is None else link_approximation
+        link = (self._fitted("link_approximation") if link_approximation is None
+                else link_approximation)
         if link not in _LINKS:
             raise ValueError(f"link_approximation must be one of {_LINKS}, got {link!r}.")
         X = self._validate_X(X)
@@ -402,8 +421,8 @@ class DNN2GPClassifier(ClassifierMixin, BaseDNN2GP):
 
     def _log_proba(self, f, var, link):
         # A fresh generator per call: repeated calls give the same Monte-Carlo estimate.
-        generator = make_generator(self.random_state if link == "mc" else 0)
-        return _class_log_probabilities(f, var, link, self.link_samples, generator)
+        generator = make_generator(self._fitted("random_state") if link == "mc" else 0)
+        return _class_log_probabilities(f, var, link, self._fitted("link_samples"), generator)
 
     @scoped_threads
     def predict_latent(self, X):

@@ -318,6 +318,7 @@ def test_bad_hyperparameters(params, match):
         DNN2GPRegressor(**params).fit(X, y)
 
 
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 def test_bad_input():
     X, y = gap_data(10)
     est = DNN2GPRegressor(hidden_layer_sizes=(3,), max_iter=20)
