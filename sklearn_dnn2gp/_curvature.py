@@ -43,7 +43,13 @@ def _mlp_structure(module):
     return linears, activations
 
 
-def _mlp_jacobian(linears, activations, X):
+def _forward_backward(linears, activations, X):
+    """One forward pass, then the backward recursion of the output Jacobians.
+
+    Returns ``f`` (n, K), each layer's input (n, d_in) and ``B_l`` (n, K, d_out),
+    the Jacobian of the outputs with respect to layer ``l``'s pre-activation;
+    the Jacobian with respect to its ``[W | b]`` is then ``B_l (x) [input, 1]``.
+    """
     inputs, pre_acts, outputs = [], [], []
     h = X
     for i, linear in enumerate(linears):
@@ -53,26 +59,26 @@ def _mlp_jacobian(linears, activations, X):
             h = activations[i](z)
             pre_acts.append(z)
             outputs.append(h)
-        else:
-            f = z
+    f = z
     n, k = f.shape
-    sizes = [lin.weight.numel() + lin.bias.numel() for lin in linears]
-    J = f.new_empty((n, k, sum(sizes)))
     back = torch.eye(k, dtype=f.dtype, device=f.device).expand(n, k, k)
-    offset = sum(sizes)
+    backs = [None] * len(linears)
     for i in range(len(linears) - 1, -1, -1):
-        linear = linears[i]
-        n_w = linear.weight.numel()
-        offset -= sizes[i]
-        a = inputs[i]
-        J[:, :, offset:offset + n_w] = (back[:, :, :, None] * a[:, None, None, :]).reshape(
-            n, k, n_w
-        )
-        J[:, :, offset + n_w:offset + sizes[i]] = back
+        backs[i] = back
         if i > 0:
             derivative = _DERIVATIVES[type(activations[i - 1])](pre_acts[i - 1], outputs[i - 1])
-            back = (back @ linear.weight) * derivative[:, None, :]
-    return f, J
+            back = (back @ linears[i].weight) * derivative[:, None, :]
+    return f, inputs, backs
+
+
+def _mlp_jacobian(linears, activations, X):
+    f, inputs, backs = _forward_backward(linears, activations, X)
+    n, k = f.shape
+    blocks = []
+    for a, back in zip(inputs, backs):
+        blocks.append((back[:, :, :, None] * a[:, None, None, :]).reshape(n, k, -1))
+        blocks.append(back)
+    return f, torch.cat(blocks, dim=2)
 
 
 def _functional_jacobian(module, X):
@@ -143,27 +149,13 @@ def _mlp_factors(linears, activations, likelihood, X, weights):
     """Per layer: whitened back-propagated gradients ``C_l = sqrt(w) R B_l`` (n, K, d_out)
     and inputs with a column of ones ``A_l`` (n, d_in + 1), so that the whitened
     Jacobian of layer l's ``[W | b]`` is ``C_l[k] (x) A_l``."""
-    inputs, pre_acts, outputs = [], [], []
-    h = X
-    for i, linear in enumerate(linears):
-        inputs.append(torch.cat([h, torch.ones_like(h[:, :1])], dim=1))
-        z = linear(h)
-        if i < len(activations):
-            h = activations[i](z)
-            pre_acts.append(z)
-            outputs.append(h)
-    f = z
-    n, k = f.shape
-    back = torch.eye(k, dtype=f.dtype, device=f.device).expand(n, k, k)
-    factors = [None] * len(linears)
+    f, inputs, backs = _forward_backward(linears, activations, X)
     scale = None if weights is None else torch.sqrt(weights)[:, None, None]
-    for i in range(len(linears) - 1, -1, -1):
+    factors = []
+    for back in backs:
         C = likelihood.whiten(f, back)
-        factors[i] = C if scale is None else C * scale
-        if i > 0:
-            derivative = _DERIVATIVES[type(activations[i - 1])](pre_acts[i - 1], outputs[i - 1])
-            back = (back @ linears[i].weight) * derivative[:, None, :]
-    return factors, inputs
+        factors.append(C if scale is None else C * scale)
+    return factors, [torch.cat([h, torch.ones_like(h[:, :1])], dim=1) for h in inputs]
 
 
 def _module_order(linear, offset):
