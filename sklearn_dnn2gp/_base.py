@@ -16,10 +16,10 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-from ._curvature import ggn, ggn_term, output_and_jacobian, whitened_jacobians
+from ._curvature import output_and_jacobian
 from ._gp import ntk, vi_iterate_gp
+from ._laplace import POSTERIORS, laplace
 from ._network import flat_parameters, make_mlp, n_parameters, set_flat_parameters
-from ._posterior import DiagPosterior, FullPosterior
 from ._resources import check_full_posterior, check_full_vi, check_memory, jacobian_bytes
 from ._training import train_map, train_vi
 from ._utils import (
@@ -78,6 +78,31 @@ def _positive_float(value, name):
     return value
 
 
+def _to_cpu(value, memo):
+    """``value`` with every tensor and module inside it on the CPU; shared objects stay
+    shared (``memo`` maps ids to their copies). Only containers and this package's own
+    objects are entered; a value already on the CPU is returned as it is."""
+    key = id(value)
+    if key in memo:
+        return memo[key]
+    if isinstance(value, torch.Tensor):
+        memo[key] = value.cpu()
+    elif isinstance(value, torch.nn.Module):
+        on_cpu = all(not t.is_cuda for t in value.state_dict().values())
+        memo[key] = value if on_cpu else copy.deepcopy(value).cpu()
+    elif isinstance(value, dict):
+        memo[key] = {k: _to_cpu(v, memo) for k, v in value.items()}
+    elif isinstance(value, list):
+        memo[key] = [_to_cpu(v, memo) for v in value]
+    elif type(value).__module__.startswith(__name__.rpartition(".")[0] + ".") and hasattr(
+            value, "__dict__") and not isinstance(value, BaseEstimator):
+        copied = memo[key] = copy.copy(value)
+        copied.__dict__.update({k: _to_cpu(v, memo) for k, v in vars(value).items()})
+    else:
+        memo[key] = value
+    return memo[key]
+
+
 def scoped_threads(method):
     """Run a fitted estimator's method with the intra-op thread count its
     ``n_threads`` chooses for ``len(X)`` points, restoring the caller's after."""
@@ -117,7 +142,7 @@ class BaseDNN2GP(BaseEstimator):
         "hidden_layer_sizes": [Interval(Integral, 1, None, closed="left"), "array-like"],
         "activation": [StrOptions({"tanh", "relu", "sigmoid", "identity"})],
         "prior_precision": [Interval(Real, 0, None, closed="neither")],
-        "posterior": [StrOptions({"auto", "full", "diag"})],
+        "posterior": [StrOptions({"auto", *POSTERIORS})],
         "inference": [StrOptions({"laplace", "vi"})],
         "vi_method": [StrOptions({"vogn", "ogn"})],
         "mc_samples": [Interval(Integral, 1, None, closed="left")],
@@ -210,12 +235,15 @@ class BaseDNN2GP(BaseEstimator):
             p.requires_grad_(False)
         # The evidence always comes from the exact GGN at the final weights (the
         # Laplace / GP view linearised there); under VI the posterior is q itself.
+        self.likelihood_ = likelihood
         with phase(self.verbose, owner, f"curvature and {self._structure()} posterior"):
-            self._evidence_posterior = self._laplace(likelihood, X_t, y_t, w_t)
+            laplace_posterior, self._evidence = laplace(
+                module, likelihood, X_t, y_t, w_t, structure=self._structure(),
+                prior_precision=self.prior_precision_)
         if variational is not None:
             # mu as the module holds it (rounded to its dtype), so that every view agrees.
             variational = variational.with_mean(flat_parameters(module).to(torch.float64))
-        self.posterior_ = self._evidence_posterior if variational is None else variational
+        self.posterior_ = laplace_posterior if variational is None else variational
         self.log_marginal_likelihood_ = float(self.log_marginal_likelihood())
         if self.verbose:
             print(f"[{owner}] log marginal likelihood {self.log_marginal_likelihood_:.6g}",
@@ -239,42 +267,6 @@ class BaseDNN2GP(BaseEstimator):
             )
         return beta
 
-    def _laplace(self, likelihood, X, y, weights):
-        """One pass over the data at the trained weights: the exact GGN (or the
-        whitened Jacobian), the log-likelihood and whatever the subclass
-        accumulates for its evidence. Return the Laplace-GGN posterior."""
-        mean = flat_parameters(self.module_).to(torch.float64)
-        n_params = mean.numel()
-        n_rows = X.shape[0] * self._n_outputs
-        full = self._structure() == "full"
-        function_space = full and n_rows < n_params
-        curvature, rows = None, []
-        # Several outputs: the Kronecker-factored GGN skips the N K P^2 product.
-        kronecker = not function_space and self._n_outputs > 1
-        if kronecker:
-            curvature = ggn(self.module_, likelihood, X, weights,
-                            structure="full" if full else "diag")
-        stats = {"log_likelihood": torch.zeros((), dtype=torch.float64, device=mean.device)}
-        for sl, f, J, M in whitened_jacobians(self.module_, likelihood, X, weights):
-            w_batch = None if weights is None else weights[sl]
-            Mf = M.reshape(-1, n_params).to(torch.float64)
-            if function_space:
-                rows.append(Mf)
-            elif not kronecker:
-                term = ggn_term(Mf, "full" if full else "diag")
-                curvature = term if curvature is None else curvature + term
-            stats["log_likelihood"] -= likelihood.loss(f, y[sl], w_batch).to(torch.float64)
-            self._accumulate(stats, f, J, M, y[sl], w_batch, likelihood, mean)
-        if function_space:
-            posterior = FullPosterior.from_whitened_jacobian(
-                mean, torch.cat(rows), self.prior_precision_)
-        elif full:
-            posterior = FullPosterior.from_ggn(mean, curvature, self.prior_precision_)
-        else:
-            posterior = DiagPosterior(mean, self.prior_precision_, curvature)
-        self._finalize_stats(stats, posterior)
-        return posterior
-
     def _fitted(self, name):
         """The value parameter ``name`` had when the estimator was fitted."""
         return self._fit_params[name]
@@ -287,12 +279,6 @@ class BaseDNN2GP(BaseEstimator):
         if prior_precision is None:
             return self.prior_precision_
         return _positive_float(prior_precision, "prior_precision")
-
-    def _accumulate(self, stats, f, J, M, y, weights, likelihood, mean):
-        """Hook: add per-batch statistics the subclass's evidence needs."""
-
-    def _finalize_stats(self, stats, posterior):
-        self._log_likelihood = stats["log_likelihood"]
 
     # -------------------------------------------------------- jacobian views
     def _jacobian_chunks(self, X):
@@ -429,7 +415,7 @@ class BaseDNN2GP(BaseEstimator):
         X_t = to_tensor(X, param.dtype, param.device)
         f, J = output_and_jacobian(module, X_t)
         gp = vi_iterate_gp(
-            f, J, self._known_targets(y, param.device), self._likelihood(),
+            f, J, self._known_targets(y, param.device), self.likelihood_,
             mean.to(param.device), precision.to(param.device),
             prior_precision=self.prior_precision_, beta=self._precision_rate(),
             learning_rate=self._fitted("learning_rate_init"),
@@ -439,25 +425,15 @@ class BaseDNN2GP(BaseEstimator):
 
     # --------------------------------------------------------------- pickling
     def __getstate__(self):
-        # Tensors go to the CPU so that a model fitted on a GPU unpickles anywhere.
-        # An object stored under two names (the Laplace posterior is also the
-        # evidence's) is moved once, so that it stays one object after unpickling.
-        state = super().__getstate__()
-        moved = {}
-        for key, value in state.items():
-            if id(value) in moved:
-                state[key] = moved[id(value)]
-            elif isinstance(value, torch.nn.Module):
-                state[key] = moved[id(value)] = copy.deepcopy(value).cpu()
-            elif isinstance(value, torch.Tensor):
-                state[key] = moved[id(value)] = value.cpu()
-            elif isinstance(value, (FullPosterior, DiagPosterior)):
-                copied = copy.copy(value)
-                for name, attr in vars(value).items():
-                    if isinstance(attr, torch.Tensor):
-                        setattr(copied, name, attr.cpu())
-                state[key] = moved[id(value)] = copied
-        return state
+        # Tensors go to the CPU so that a model fitted on a GPU unpickles anywhere,
+        # with objects shared between attributes (the Laplace posterior is also the
+        # evidence's) still shared after unpickling.
+        return _to_cpu(super().__getstate__(), {})
+
+    @property
+    def _evidence_posterior(self):
+        """The Laplace-GGN posterior behind the evidence (VI's ``q`` is ``posterior_``)."""
+        return self._evidence.posterior
 
     @property
     def _n_outputs(self):

@@ -1,6 +1,5 @@
 """DNN2GPClassifier: Laplace-GGN classification with the DNN2GP uncertainty."""
 
-import math
 from numbers import Integral
 
 import numpy as np
@@ -12,59 +11,9 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 
 from ._base import BaseDNN2GP, finite_evidence, scoped_threads
-from ._evidence import laplace_log_evidence
 from ._likelihoods import Bernoulli, Categorical
+from ._links import LINKS, probit_scaled_logits
 from ._utils import make_generator, to_numpy, to_tensor
-
-_LINKS = ("probit", "plugin", "bridge", "mc")
-
-
-def _psd_sqrt(var):
-    """A square root ``L`` with ``L L^T = var`` for (n, K, K) covariances that may be
-    singular or, through round-off, slightly indefinite (where a Cholesky fails)."""
-    eigvals, eigvecs = torch.linalg.eigh(var)
-    return eigvecs * torch.sqrt(eigvals.clamp_min(0))[:, None, :]
-
-
-def _class_log_probabilities(f, var, link, n_samples, generator):
-    """Log predictive class probabilities from logits ``f`` (n, K) and their
-    covariances ``var`` (n, K, K) under the GP posterior ``N(f, var)``.
-
-    ``K == 1`` is the binary case (one logit of the positive class); the
-    return value always has one column per class. Everything stays in log
-    space, so logits far from the data (|f| in the thousands) give finite
-    log-probabilities rather than ``inf / inf``.
-    """
-    binary = f.shape[1] == 1
-    if binary:  # the two-class logits (0, f) give sigmoid / softmax alike
-        f = torch.cat([torch.zeros_like(f), f], dim=1)
-        v = var[:, :1, :1]
-        var = torch.cat([torch.cat([torch.zeros_like(v), torch.zeros_like(v)], 2),
-                         torch.cat([torch.zeros_like(v), v], 2)], 1)
-    diag = torch.diagonal(var, dim1=1, dim2=2).clamp_min(0)
-    if link == "plugin":
-        return torch.log_softmax(f, dim=1)
-    if link == "probit":
-        return torch.log_softmax(f / torch.sqrt(1 + math.pi / 8 * diag), dim=1)
-    if link == "bridge":
-        if binary:  # the symmetric two-class logits (-f/2, f/2), each with variance v/4
-            f = f - f[:, 1:] / 2
-            diag = diag[:, 1:].expand(-1, 2) / 4
-        k = f.shape[1]
-        mu = f - f.mean(dim=1, keepdim=True)
-        v = diag.clamp_min(1e-12)
-        # alpha_k = (1 - 2/K + e^mu_k sum_l e^-mu_l / K^2) / v_k, in logs.
-        spread = mu + torch.logsumexp(-mu, dim=1, keepdim=True) - 2 * math.log(k)
-        log_alpha = torch.logaddexp(torch.full_like(spread, math.log1p(-2 / k) if k > 2
-                                                    else -math.inf), spread) - torch.log(v)
-        return torch.log_softmax(log_alpha, dim=1)
-    # Monte-Carlo over f* ~ N(f, var). The same draws serve every point (common
-    # random numbers), so a point's estimate does not depend on the other rows of X.
-    k = f.shape[1]
-    eps = torch.randn(n_samples, 1, k, dtype=f.dtype, generator=generator).to(f.device)
-    samples = f + (_psd_sqrt(var) @ eps[..., None])[..., 0]
-    log_p = torch.log_softmax(samples, dim=2)
-    return torch.logsumexp(log_p, dim=0) - math.log(n_samples)
 
 
 class DNN2GPClassifier(ClassifierMixin, BaseDNN2GP):
@@ -235,7 +184,7 @@ class DNN2GPClassifier(ClassifierMixin, BaseDNN2GP):
 
     _parameter_constraints = {
         **BaseDNN2GP._parameter_constraints,
-        "link_approximation": [StrOptions(set(_LINKS))],
+        "link_approximation": [StrOptions(set(LINKS))],
         "link_samples": [Interval(Integral, 1, None, closed="left")],
     }
 
@@ -303,10 +252,8 @@ class DNN2GPClassifier(ClassifierMixin, BaseDNN2GP):
             )
         targets = self._code_tensor(encoder.transform(y), dtype, device)
         n_outputs = 1 if len(self.classes_) == 2 else len(self.classes_)
-        return targets, self._likelihood(), n_outputs
-
-    def _likelihood(self):
-        return Bernoulli() if len(self.classes_) == 2 else Categorical()
+        likelihood = Bernoulli() if len(self.classes_) == 2 else Categorical()
+        return targets, likelihood, n_outputs
 
     def _code_tensor(self, codes, dtype, device):
         """Class codes as the likelihood takes them: 0/1 floats for the Bernoulli,
@@ -341,9 +288,7 @@ class DNN2GPClassifier(ClassifierMixin, BaseDNN2GP):
         """
         check_is_fitted(self)
         delta = self._check_prior_precision(prior_precision)
-        posterior = self._evidence_posterior.with_hyperparameters(delta)
-        value = laplace_log_evidence(self._log_likelihood, posterior.mean, posterior)
-        return finite_evidence(value, prior_precision=delta)
+        return finite_evidence(self._evidence(delta), prior_precision=delta)
 
     @scoped_threads
     def decision_function(self, X):
@@ -369,8 +314,7 @@ class DNN2GPClassifier(ClassifierMixin, BaseDNN2GP):
         else:
             f, var = self._latent(X)
             if link == "probit":
-                v = torch.diagonal(var, dim1=1, dim2=2).clamp_min(0)
-                scores = f / torch.sqrt(1 + math.pi / 8 * v)
+                scores = probit_scaled_logits(f, var)
             else:
                 log_p = self._log_proba(f, var, link)
                 scores = log_p[:, 1:] - log_p[:, :1] if f.shape[1] == 1 else log_p
@@ -409,8 +353,8 @@ class DNN2GPClassifier(ClassifierMixin, BaseDNN2GP):
         check_is_fitted(self)
         link = (self._fitted("link_approximation") if link_approximation is None
                 else link_approximation)
-        if link not in _LINKS:
-            raise ValueError(f"link_approximation must be one of {_LINKS}, got {link!r}.")
+        if link not in LINKS:
+            raise ValueError(f"link_approximation must be one of {LINKS}, got {link!r}.")
         X = self._validate_X(X)
         if link == "plugin":
             f = torch.as_tensor(self._forward(X))
@@ -422,7 +366,8 @@ class DNN2GPClassifier(ClassifierMixin, BaseDNN2GP):
     def _log_proba(self, f, var, link):
         # A fresh generator per call: repeated calls give the same Monte-Carlo estimate.
         generator = make_generator(self._fitted("random_state") if link == "mc" else 0)
-        return _class_log_probabilities(f, var, link, self._fitted("link_samples"), generator)
+        return self.likelihood_.log_class_probabilities(
+            f, var, link, n_samples=self._fitted("link_samples"), generator=generator)
 
     @scoped_threads
     def predict_latent(self, X):
@@ -461,7 +406,7 @@ class DNN2GPClassifier(ClassifierMixin, BaseDNN2GP):
         check_is_fitted(self)
         X = self._validate_X(X)
         f, var = self._latent(X)
-        lam = self._likelihood().precision(f)
+        lam = self.likelihood_.precision(f)
         epistemic = torch.diagonal(lam @ var @ lam, dim1=1, dim2=2)
         aleatoric = torch.diagonal(lam, dim1=1, dim2=2)
         if f.shape[1] == 1:  # both classes of a Bernoulli share its variance

@@ -1,19 +1,21 @@
-"""Log marginal likelihoods from a posterior's spectrum.
+"""Log marginal likelihoods of a fitted network, at any hyperparameters.
 
-``gaussian_log_evidence`` is the GP evidence of the transformed targets
-(DESIGN section 1) written in G's eigenbasis, so every further
+A fit's evidence is an object, built once from the posterior and the
+likelihood's statistics of the data, and called at any prior precision (and
+likelihood hyperparameters): :class:`LaplaceEvidence` for every likelihood and
+posterior, :class:`GaussianProcessEvidence` for a Gaussian likelihood with a
+full posterior. ``gaussian_log_evidence`` is the GP evidence of the
+transformed targets written in G's eigenbasis, so every further
 (``delta``, noise scale) pair costs O(P) or O(n) once the posterior holds its
-eigendecomposition. ``laplace_log_evidence`` is the weight-space Laplace-GGN
-evidence, used for classification and for diagonal posteriors.
+spectrum; ``laplace_log_evidence`` is the weight-space Laplace-GGN evidence.
 """
 
-import math
 
 import numpy as np
 import torch
 from scipy.optimize import minimize
 
-_LOG_2PI = math.log(2 * math.pi)
+from ._utils import LOG_2PI
 
 
 def _kept(eigvals):
@@ -64,9 +66,49 @@ def gaussian_log_evidence(posterior, residual, coords, n_observations, sum_log_n
     return (
         -0.5 * quad
         - 0.5 * posterior.log_det_ratio()
-        - 0.5 * n_observations * _LOG_2PI
+        - 0.5 * n_observations * LOG_2PI
         - sum_log_noise
     )
+
+
+class LaplaceEvidence:
+    """The Laplace-GGN evidence of a fit, as a function of the hyperparameters.
+
+    ``evidence(prior_precision=None, **hyperparameters)``: the likelihood turns
+    its own hyperparameters (the regression noise) into a data fit and a
+    factor on the curvature; None keeps the fitted values.
+    """
+
+    def __init__(self, posterior, likelihood, statistics):
+        self.posterior, self.likelihood, self.statistics = posterior, likelihood, statistics
+
+    def __call__(self, prior_precision=None, **hyperparameters):
+        posterior = self.posterior.with_hyperparameters(
+            prior_precision, self.likelihood.curvature_scale(**hyperparameters))
+        log_likelihood = self.likelihood.log_likelihood(self.statistics, **hyperparameters)
+        return laplace_log_evidence(log_likelihood, posterior.mean, posterior)
+
+
+class GaussianProcessEvidence(LaplaceEvidence):
+    """The GP evidence ``log N(y~ | 0, J J^T / delta + Lambda^-1)`` of a Gaussian fit
+    with a full posterior, at any ``prior_precision`` and common noise factor.
+
+    The spectral coordinates of ``b = M^T u`` and the part of ``|u|^2`` outside
+    the column space of ``M`` are computed once; each call is then O(P) or O(n).
+    """
+
+    def __init__(self, posterior, likelihood, statistics):
+        super().__init__(posterior, likelihood, statistics)
+        self.coords = posterior.spectral_coordinates(statistics["b"])
+        self.residual = residual_sq_norm(posterior, statistics["sq_norm"], self.coords)
+        self.n_observations = statistics["sum_weights"] * likelihood.noise_std.numel()
+
+    def __call__(self, prior_precision=None, noise_std=None):
+        posterior = self.posterior.with_hyperparameters(
+            prior_precision, self.likelihood.curvature_scale(noise_std))
+        return gaussian_log_evidence(
+            posterior, self.residual, self.coords, self.n_observations,
+            self.likelihood.log_noise_volume(self.statistics, noise_std))
 
 
 def laplace_log_evidence(log_likelihood, weights, posterior):
@@ -74,16 +116,6 @@ def laplace_log_evidence(log_likelihood, weights, posterior):
     delta = posterior.prior_precision
     w = weights.to(torch.float64)
     return log_likelihood - 0.5 * delta * (w @ w) - 0.5 * posterior.log_det_ratio()
-
-
-def gaussian_log_likelihood(rss, sum_weights, noise_std):
-    """``sum_i w_i log N(y_i | f_i, diag(sigma^2))`` from per-output weighted RSS."""
-    noise_std = torch.as_tensor(noise_std, dtype=torch.float64)
-    return -(
-        (rss / (2 * noise_std**2)).sum()
-        + sum_weights * torch.log(noise_std).sum()
-        + 0.5 * sum_weights * noise_std.numel() * _LOG_2PI
-    )
 
 
 def maximize_log_evidence(log_evidence, start, bounds):

@@ -9,19 +9,25 @@ are the direct (Cholesky) function-space path; :mod:`._posterior` and
 :mod:`._evidence` hold the spectral path, and the tests keep them equal.
 """
 
-import math
 from typing import NamedTuple
 
 import torch
 
+from ._likelihoods import Gaussian
 from ._posterior import add_to_diagonal, from_curvature
-
-_LOG_2PI = math.log(2 * math.pi)
+from ._utils import LOG_2PI
 
 
 def gaussian_transformed_targets(f, J, w, y):
     """``y~ = J w* - Lambda^-1 r = y + J w* - f`` for a Gaussian likelihood, (n, K)."""
-    return y + J @ w.to(J.dtype) - f
+    return Gaussian.transformed_targets(f, J, w, y)
+
+
+def gp_weight_shift(posterior, b):
+    """``w_lin - w*`` with ``w_lin = Sigma J^T Lambda y~ = Sigma b``: the weights of
+    the GP mean (Theorem 1) relative to the network's. ``-Sigma grad L(w*)``, one
+    Gauss-Newton step, so it vanishes at a stationary point."""
+    return posterior.covariance_product(b) - posterior.mean
 
 
 def ntk(J1, J2=None, mode="trace"):
@@ -51,7 +57,7 @@ def whitened_log_evidence(M, u, prior_precision):
     return (
         -0.5 * u @ alpha
         - torch.log(torch.diagonal(chol)).sum()
-        - 0.5 * n * _LOG_2PI
+        - 0.5 * n * LOG_2PI
     )
 
 

@@ -1,12 +1,13 @@
-"""Likelihoods: negative log-likelihood, residual, noise precision and its square root.
+"""Likelihoods: everything that depends on the observation model.
 
-Each likelihood works on network outputs ``f`` of shape (n, K). The noise
-precision ``Lambda_i = d2 l / df2`` is never inverted; instead every consumer
-uses a square root ``R_i`` with ``Lambda_i = R_i^T R_i`` through
-:meth:`whiten`, which maps per-example Jacobians ``J_i`` (K x P) to
-``R_i J_i``. Then ``G = sum_i (R_i J_i)^T (R_i J_i)`` in weight space and
-``K = (R J)(R J)^T`` in function space, which stays stable for the singular
-softmax precision.
+A likelihood works on network outputs ``f`` of shape (n, K) and owns: the
+negative log-likelihood (the training loss), the residual and the noise
+precision ``Lambda_i = d2 l / df2``, a square root ``R_i`` of that precision
+(:meth:`~Likelihood.whiten` maps Jacobians ``J_i`` to ``R_i J_i``, so that
+``G = sum_i (R_i J_i)^T (R_i J_i)`` and the singular softmax precision is never
+inverted), its predictive in the space of ``y``, the statistics of the data
+its part of the evidence needs, and which evidence it has
+(:meth:`~Likelihood.evidence`). Adding a likelihood is one class here.
 """
 
 import math
@@ -14,10 +15,54 @@ import math
 import torch
 import torch.nn.functional as F
 
-_LOG_2PI = math.log(2 * math.pi)
+from ._curvature import whitened_jacobians
+from ._evidence import GaussianProcessEvidence, LaplaceEvidence
+from ._links import log_class_probabilities
+from ._network import flat_parameters
+from ._utils import LOG_2PI, batches
 
 
-class Gaussian:
+class Likelihood:
+    """The protocol; the classification likelihoods use its defaults."""
+
+    def loss(self, f, y, weights=None):
+        """``sum_i w_i l(y_i, f_i)``."""
+        raise NotImplementedError
+
+    def residual(self, f, y):
+        """``r_i = d l / d f_i``, (n, K)."""
+        raise NotImplementedError
+
+    def precision(self, f):
+        """``Lambda_i = d2 l / d f_i^2``, (n, K, K)."""
+        raise NotImplementedError
+
+    def whiten(self, f, J):
+        """``R_i J_i`` with ``R_i^T R_i = Lambda_i``, for ``J`` of shape (n, K, ...)."""
+        raise NotImplementedError
+
+    def statistics(self, module, X, y, weights):
+        """What the evidence needs of the data at the trained weights."""
+        with torch.no_grad():
+            log_likelihood = -sum(
+                float(self.loss(module(X[sl]), y[sl], None if weights is None else weights[sl]))
+                for sl in batches(X.shape[0], 4096))
+        return {"log_likelihood": torch.tensor(log_likelihood, dtype=torch.float64)}
+
+    def curvature_scale(self):
+        """The factor on the GGN at other likelihood hyperparameters (none here)."""
+        return 1.0
+
+    def log_likelihood(self, statistics):
+        """``log p(y | w*)`` at the likelihood's hyperparameters."""
+        return statistics["log_likelihood"]
+
+    def evidence(self, posterior, statistics):
+        """The evidence of a fit: a callable of the hyperparameters."""
+        return LaplaceEvidence(posterior, self, statistics)
+
+
+class Gaussian(Likelihood):
     """Gaussian likelihood with one noise standard deviation per output."""
 
     def __init__(self, noise_std):
@@ -26,12 +71,9 @@ class Gaussian:
     def loss(self, f, y, weights=None):
         sigma = self.noise_std
         per_example = (
-            0.5 * ((y - f) / sigma) ** 2 + torch.log(sigma) + 0.5 * _LOG_2PI
+            0.5 * ((y - f) / sigma) ** 2 + torch.log(sigma) + 0.5 * LOG_2PI
         ).sum(dim=1)
         return _weighted_sum(per_example, weights)
-
-    def mean(self, f):
-        return f
 
     def residual(self, f, y):
         return (f - y) / self.noise_std**2
@@ -44,16 +86,107 @@ class Gaussian:
         shape = (1, -1) + (1,) * (J.dim() - 2)
         return J / self.noise_std.view(shape)
 
+    @staticmethod
+    def transformed_targets(f, J, w, y):
+        """``y~ = J w* - Lambda^-1 r = y + J w* - f`` (n, K)."""
+        return y + J @ w.to(J.dtype) - f
 
-class Bernoulli:
+    def predictive_variance(self, latent_variance):
+        """Variance of ``y`` from the latent variance ``J Sigma J^T`` (n, K)."""
+        return latent_variance + self.noise_std.to(latent_variance) ** 2
+
+    def statistics(self, module, X, y, weights):
+        """Whitened transformed targets ``u_i = sqrt(w_i) y~_i / sigma`` give the GP
+        evidence at any (delta, noise scale) through ``b = M^T u`` and ``|u|^2``; the
+        per-output weighted residual sum of squares gives the likelihood at any noise."""
+        mean = flat_parameters(module).to(torch.float64)
+        totals = {"b": 0.0, "sq_norm": 0.0, "rss": 0.0, "sum_weights": 0.0}
+        for sl, f, J, M in whitened_jacobians(module, self, X, weights):
+            w = None if weights is None else weights[sl]
+            u = self.whiten(f, self.transformed_targets(f, J, mean, y[sl]))
+            residual2 = (y[sl] - f) ** 2
+            if w is not None:
+                u = u * torch.sqrt(w)[:, None]
+                residual2 = residual2 * w[:, None]
+            Mf = M.reshape(-1, M.shape[-1]).to(torch.float64)
+            uf = u.reshape(-1).to(torch.float64)
+            for key, value in (("b", Mf.T @ uf), ("sq_norm", uf @ uf),
+                               ("rss", residual2.sum(0).to(torch.float64)),
+                               ("sum_weights", float(y[sl].shape[0] if w is None else w.sum()))):
+                totals[key] = totals[key] + value
+        return totals
+
+    def rescaled(self, noise_std):
+        """The common factor ``c`` with ``noise_std = c * self.noise_std``, or a
+        ValueError: other changes need the per-output curvature again."""
+        ratio = torch.as_tensor(noise_std, dtype=torch.float64) / self.noise_std.to(
+            torch.float64).cpu()
+        if not torch.allclose(ratio, ratio[0].expand_as(ratio), rtol=1e-12, atol=0):
+            raise ValueError(
+                "noise_std must be proportional to the fitted noise_std_ to re-evaluate "
+                "the evidence without refitting; refit with the new noise_std instead."
+            )
+        return float(ratio[0])
+
+    def curvature_scale(self, noise_std=None):
+        """``1 / c^2`` for noise stds ``c`` times the fitted ones: the GGN's factor."""
+        if noise_std is None:
+            return 1.0
+        try:
+            scale = self.rescaled(noise_std) ** -2
+        except (OverflowError, ZeroDivisionError):
+            scale = math.inf
+        if not math.isfinite(scale) or scale == 0:
+            raise ValueError(
+                "noise_std is too far from the fitted noise_std_ to re-evaluate the "
+                "evidence in float64; refit with the new noise_std instead."
+            )
+        return scale
+
+    def log_likelihood(self, statistics, noise_std=None):
+        """``sum_i w_i log N(y_i | f_i, diag(sigma^2))`` from the weighted RSS."""
+        rss, n = statistics["rss"], statistics["sum_weights"]
+        sigma = self._sigma(noise_std, rss)
+        return -((rss / (2 * sigma**2)).sum()
+                 + n * torch.log(sigma).sum() + 0.5 * n * sigma.numel() * LOG_2PI)
+
+    def log_noise_volume(self, statistics, noise_std=None):
+        """``sum_i w_i sum_k log sigma_k``: the noise's share of the GP evidence."""
+        sigma = self._sigma(noise_std, statistics["b"])
+        return statistics["sum_weights"] * float(torch.log(sigma).sum())
+
+    def _sigma(self, noise_std, like):
+        sigma = self.noise_std if noise_std is None else noise_std
+        return torch.as_tensor(sigma, dtype=torch.float64, device=like.device)
+
+    def evidence(self, posterior, statistics):
+        # A full posterior's spectrum gives the exact GP evidence of the transformed
+        # targets; a diagonal one has only the Laplace form.
+        if hasattr(posterior, "spectral_coordinates"):
+            return GaussianProcessEvidence(posterior, self, statistics)
+        return LaplaceEvidence(posterior, self, statistics)
+
+
+class _Classification(Likelihood):
+    """What the Bernoulli and the categorical share: the class-probability predictive."""
+
+    binary = False
+
+    def log_class_probabilities(self, f, var, link, **options):
+        """Log class probabilities (n, n_classes) from the logits' Gaussian."""
+        if self.binary:  # a sigmoid is the softmax of the logits (0, f)
+            f, var = _with_zero_logit(f, var)
+        return log_class_probabilities(f, var, link, binary=self.binary, **options)
+
+
+class Bernoulli(_Classification):
     """Bernoulli likelihood on one logit, ``p = sigmoid(f)``; targets in {0, 1}."""
+
+    binary = True
 
     def loss(self, f, y, weights=None):
         per_example = F.binary_cross_entropy_with_logits(f[:, 0], y, reduction="none")
         return _weighted_sum(per_example, weights)
-
-    def mean(self, f):
-        return torch.sigmoid(f)
 
     def residual(self, f, y):
         return torch.sigmoid(f) - y[:, None]
@@ -68,15 +201,12 @@ class Bernoulli:
         return J * torch.sqrt(p * (1 - p)).view(shape)
 
 
-class Categorical:
+class Categorical(_Classification):
     """Categorical likelihood on K logits, ``p = softmax(f)``; targets are class indices."""
 
     def loss(self, f, y, weights=None):
         per_example = F.cross_entropy(f, y, reduction="none")
         return _weighted_sum(per_example, weights)
-
-    def mean(self, f):
-        return torch.softmax(f, dim=1)
 
     def residual(self, f, y):
         return torch.softmax(f, dim=1) - F.one_hot(y, f.shape[1]).to(f.dtype)
@@ -91,6 +221,15 @@ class Categorical:
         shape = tuple(p.shape) + (1,) * (J.dim() - 2)
         mixed = (p.view(shape) * J).sum(dim=1, keepdim=True)
         return torch.sqrt(p).view(shape) * (J - mixed)
+
+
+def _with_zero_logit(f, var):
+    """``(0, f)`` and the covariance with a zero row and column for the fixed logit."""
+    n = f.shape[0]
+    f2 = torch.cat([torch.zeros_like(f), f], dim=1)
+    var2 = torch.zeros(n, 2, 2, dtype=var.dtype, device=var.device)
+    var2[:, 1, 1] = var[:, 0, 0]
+    return f2, var2
 
 
 def _weighted_sum(per_example, weights):

@@ -14,6 +14,9 @@ import math
 
 import torch
 
+from ._curvature import ggn, whitened_jacobians
+from ._network import flat_parameters
+
 
 class _Gaussian:
     """What both posteriors share: their size and cheap copies with other
@@ -69,6 +72,19 @@ class FullPosterior(_Gaussian):
         self.eigvecs = eigvecs  # (P, r): r = P in weight space, r = n in function space
         self.space = space
         self.curvature_scale = float(curvature_scale)
+
+    @classmethod
+    def from_data(cls, module, likelihood, X, weights, prior_precision):
+        """The Laplace-GGN posterior at ``module``'s weights, in the smaller space:
+        function space (the SVD of the N K x P whitened Jacobian) when N K < P."""
+        mean = flat_parameters(module).to(torch.float64)
+        with torch.no_grad():
+            n_outputs = module(X[:1]).shape[1]
+        if X.shape[0] * n_outputs < mean.numel():
+            M = torch.cat([M.reshape(-1, mean.numel())
+                           for *_, M in whitened_jacobians(module, likelihood, X, weights)])
+            return cls.from_whitened_jacobian(mean, M, prior_precision)
+        return cls.from_ggn(mean, ggn(module, likelihood, X, weights, "full"), prior_precision)
 
     @classmethod
     def from_ggn(cls, mean, G, prior_precision):
@@ -165,6 +181,12 @@ class DiagPosterior(_Gaussian):
     """Diagonal Gaussian posterior ``N(mean, diag(s g + delta)^-1)``."""
 
     space = "weight"
+
+    @classmethod
+    def from_data(cls, module, likelihood, X, weights, prior_precision):
+        """The Laplace posterior with the diagonal of the GGN at ``module``'s weights."""
+        mean = flat_parameters(module).to(torch.float64)
+        return cls(mean, prior_precision, ggn(module, likelihood, X, weights, "diag"))
 
     def __init__(self, mean, prior_precision, diagonal, curvature_scale=1.0):
         self.mean = mean

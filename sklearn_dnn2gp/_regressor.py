@@ -10,13 +10,7 @@ from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_array, check_is_fitted
 
 from ._base import BaseDNN2GP, finite_evidence, scoped_threads
-from ._evidence import (
-    gaussian_log_evidence,
-    gaussian_log_likelihood,
-    laplace_log_evidence,
-    residual_sq_norm,
-)
-from ._gp import gaussian_transformed_targets
+from ._gp import gp_weight_shift
 from ._likelihoods import Gaussian
 from ._resources import jacobian_bytes
 from ._utils import to_numpy, to_tensor
@@ -262,7 +256,11 @@ class DNN2GPRegressor(RegressorMixin, BaseDNN2GP):
         -------
         self : object
         """
-        return self._fit(X, y, sample_weight)
+        self._fit(X, y, sample_weight)
+        statistics = self._evidence.statistics
+        _warn_if_noise_mismatched(to_numpy(statistics["rss"]), statistics["sum_weights"],
+                                  self.noise_std_)
+        return self
 
     def _data_checks(self):
         return {"multi_output": True, "y_numeric": True}
@@ -280,38 +278,6 @@ class DNN2GPRegressor(RegressorMixin, BaseDNN2GP):
         noise_std = _check_noise_std(self.noise_std, n_targets)
         self.noise_std_ = noise_std
         return to_tensor(Y, dtype, device), Gaussian(to_tensor(noise_std, dtype, device)), n_targets
-
-    def _accumulate(self, stats, f, J, M, y, weights, likelihood, mean):
-        # Whitened transformed targets u_i = sqrt(w_i) y~_i / sigma and b = M^T u
-        # carry the GP evidence at any (delta, noise scale).
-        y_tilde = gaussian_transformed_targets(f, J, mean, y)
-        u = likelihood.whiten(f, y_tilde)
-        residual2 = (y - f) ** 2
-        if weights is not None:
-            u = u * torch.sqrt(weights)[:, None]
-            residual2 = residual2 * weights[:, None]
-        Mf = M.reshape(-1, M.shape[-1]).to(torch.float64)
-        uf = u.reshape(-1).to(torch.float64)
-        for key, value in (("b", Mf.T @ uf), ("sq_norm", uf @ uf),
-                           ("rss", residual2.sum(0).to(torch.float64))):
-            stats[key] = value if key not in stats else stats[key] + value
-        weight = y.shape[0] if weights is None else weights.sum()
-        stats["sum_weights"] = stats.get("sum_weights", 0.0) + float(weight)
-
-    def _finalize_stats(self, stats, posterior):
-        super()._finalize_stats(stats, posterior)
-        self._rss = stats["rss"]
-        self._sum_weights = stats["sum_weights"]
-        _warn_if_noise_mismatched(to_numpy(self._rss), self._sum_weights, self.noise_std_)
-        # w_lin - w*, with w_lin = Sigma M^T u = Sigma J^T Lambda y~ (the GP mean's weights).
-        self._gp_shift = posterior.covariance_product(stats["b"]) - posterior.mean
-        if self._structure() == "full":
-            self._coords = posterior.spectral_coordinates(stats["b"])
-            self._residual = residual_sq_norm(posterior, stats["sq_norm"], self._coords)
-
-    def _likelihood(self):
-        param = next(self.module_.parameters())
-        return Gaussian(to_tensor(self.noise_std_, param.dtype, param.device))
 
     def _known_targets(self, y, device):
         Y = check_array(y, ensure_2d=False, dtype=np.float64, input_name="y")
@@ -348,28 +314,7 @@ class DNN2GPRegressor(RegressorMixin, BaseDNN2GP):
         delta = self._check_prior_precision(prior_precision)
         sigma = self.noise_std_ if noise_std is None else _check_noise_std(
             noise_std, self.noise_std_.size)
-        ratio = sigma / self.noise_std_
-        if not np.allclose(ratio, ratio[0], rtol=1e-12, atol=0):
-            raise ValueError(
-                "noise_std must be proportional to the fitted noise_std_ to re-evaluate "
-                "the evidence without refitting; refit with the new noise_std instead."
-            )
-        with np.errstate(over="ignore", under="ignore"):
-            scale = 1.0 / ratio[0] ** 2
-        if not np.isfinite(scale) or scale == 0:
-            raise ValueError(
-                f"noise_std is a factor {ratio[0]:g} from the fitted noise_std_, too far to "
-                "re-evaluate the evidence in float64; refit with the new noise_std instead."
-            )
-        posterior = self._evidence_posterior.with_hyperparameters(delta, scale)
-        sum_log_noise = self._sum_weights * float(np.log(sigma).sum())
-        if self._structure() == "full":
-            value = gaussian_log_evidence(
-                posterior, self._residual, self._coords,
-                self._sum_weights * sigma.size, sum_log_noise)
-        else:
-            log_lik = gaussian_log_likelihood(self._rss, self._sum_weights, sigma)
-            value = laplace_log_evidence(log_lik, posterior.mean, posterior)
+        value = self._evidence(delta, noise_std=None if noise_std is None else sigma)
         return finite_evidence(value, prior_precision=delta, noise_std=sigma)
 
     @scoped_threads
@@ -410,7 +355,8 @@ class DNN2GPRegressor(RegressorMixin, BaseDNN2GP):
         X = self._validate_X(X)
         y_mean = self._forward(X)
         if mean == "gp":
-            y_mean = y_mean + to_numpy(self._jacobian(X).to(torch.float64) @ self._gp_shift)
+            shift = gp_weight_shift(self._evidence.posterior, self._evidence.statistics["b"])
+            y_mean = y_mean + to_numpy(self._jacobian(X).to(torch.float64) @ shift)
         if return_cov:
             n, k = y_mean.shape
             self._check_jacobian_memory(

@@ -1,6 +1,7 @@
 """Small helpers: random state, device and dtype resolution, tensor conversion,
 scoped thread limits."""
 
+import math
 import os
 import threading
 from contextlib import contextmanager
@@ -10,6 +11,7 @@ import torch
 from sklearn.utils import check_random_state
 
 _DTYPES = {"float64": torch.float64, "float32": torch.float32}
+LOG_2PI = math.log(2 * math.pi)
 
 
 def make_generator(random_state):

@@ -35,7 +35,7 @@ def gap_data(n=80, seed=0):
 def objective_gradient(est, X, y, sample_weight=None):
     """Gradient of the summed training objective at the fitted weights (autograd, float64)."""
     module = est.module_
-    likelihood = est._likelihood()
+    likelihood = est.likelihood_
     X_t = torch.as_tensor(np.asarray(X, dtype=np.float64))
     y_t = est._known_targets(y, X_t.device)
     w_t = None if sample_weight is None else torch.as_tensor(

@@ -1,0 +1,69 @@
+"""Class probabilities from a Gaussian over the logits: the link approximations.
+
+Every function takes logits ``f`` (n, K) and their covariances ``var``
+(n, K, K) under the GP posterior ``N(f, var)`` and returns log-probabilities
+(n, K). They stay in log space, so logits far from the data (|f| in the
+thousands) give finite log-probabilities rather than ``inf / inf``.
+"""
+
+import math
+
+import torch
+
+LINKS = ("probit", "plugin", "bridge", "mc")
+
+
+def probit_scaled_logits(f, var):
+    """``f / sqrt(1 + pi/8 v)`` with ``v`` the variance of each logit."""
+    v = torch.diagonal(var, dim1=1, dim2=2).clamp_min(0)
+    return f / torch.sqrt(1 + math.pi / 8 * v)
+
+
+def _psd_sqrt(var):
+    """A square root ``L`` with ``L L^T = var`` for (n, K, K) covariances that may be
+    singular or, through round-off, slightly indefinite (where a Cholesky fails)."""
+    eigvals, eigvecs = torch.linalg.eigh(var)
+    return eigvecs * torch.sqrt(eigvals.clamp_min(0))[:, None, :]
+
+
+def _bridge(f, var, symmetric_binary):
+    """Mean of the Dirichlet that the Laplace bridge matches to ``N(f, var)``."""
+    diag = torch.diagonal(var, dim1=1, dim2=2).clamp_min(0)
+    if symmetric_binary:  # the two-class logits (-f/2, f/2), each with variance v/4
+        f = f - f[:, 1:] / 2
+        diag = diag[:, 1:].expand(-1, 2) / 4
+    k = f.shape[1]
+    mu = f - f.mean(dim=1, keepdim=True)
+    # alpha_k = (1 - 2/K + e^mu_k sum_l e^-mu_l / K^2) / v_k, in logs.
+    spread = mu + torch.logsumexp(-mu, dim=1, keepdim=True) - 2 * math.log(k)
+    constant = torch.full_like(spread, math.log1p(-2 / k) if k > 2 else -math.inf)
+    log_alpha = torch.logaddexp(constant, spread) - torch.log(diag.clamp_min(1e-12))
+    return torch.log_softmax(log_alpha, dim=1)
+
+
+def _monte_carlo(f, var, n_samples, generator):
+    # The same draws serve every point (common random numbers), so a point's
+    # estimate does not depend on the other rows of X.
+    k = f.shape[1]
+    eps = torch.randn(n_samples, 1, k, dtype=f.dtype, generator=generator).to(f.device)
+    samples = f + (_psd_sqrt(var) @ eps[..., None])[..., 0]
+    log_p = torch.log_softmax(samples, dim=2)
+    return torch.logsumexp(log_p, dim=0) - math.log(n_samples)
+
+
+def log_class_probabilities(f, var, link, *, n_samples=100, generator=None, binary=False):
+    """Log predictive class probabilities under the link approximation ``link``.
+
+    With ``binary=True``, ``f`` holds the K logits of a softmax whose first is
+    the fixed 0 of a sigmoid (the Bernoulli as a two-class softmax); the bridge
+    then uses the symmetric pair ``(-f/2, f/2)`` it was derived for.
+    """
+    if link == "plugin":
+        return torch.log_softmax(f, dim=1)
+    if link == "probit":
+        return torch.log_softmax(probit_scaled_logits(f, var), dim=1)
+    if link == "bridge":
+        return _bridge(f, var, binary)
+    if link == "mc":
+        return _monte_carlo(f, var, n_samples, generator)
+    raise ValueError(f"link_approximation must be one of {LINKS}, got {link!r}.")
