@@ -23,6 +23,9 @@ def test_demo_prints_gap_uncertainty_and_evidence(tmp_path, capsys):
     on_data, in_gap = (float(part.split(":")[-1]) for part in line.split(";"))
     assert in_gap > 2 * on_data
     assert plot.stat().st_size > 10_000
+    # A newcomer should not have to hunt for the figure or guess the run time.
+    assert f"plot saved to {plot.resolve()}" in out
+    assert "time taken:" in out
 
 
 def _run(script, *args):
