@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from sklearn_dnn2gp.__main__ import main as demo
 from sklearn_dnn2gp.datasets import default_data_dir
@@ -18,7 +19,14 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_demo_prints_gap_uncertainty_and_evidence(tmp_path, capsys):
     pytest.importorskip("matplotlib")
     plot = tmp_path / "demo.png"
-    demo(["--plot", str(plot)])
+    # The demo runs on one torch thread but must hand its caller's count back.
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        demo(["--plot", str(plot)])
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(previous)
     out = capsys.readouterr().out
     assert "log marginal likelihood (training set)" in out
     line = next(x for x in out.splitlines() if x.startswith("mean predictive std"))
