@@ -1,19 +1,14 @@
-"""pytest settings for the doctests of README.rst (tests/ has its own conftest)."""
+"""pytest settings for every test: tests/, the package's doctests and README.rst."""
 
 import pytest
 import torch
 
 
-@pytest.fixture(autouse=True)
-def _readme_runs_on_one_torch_thread(request):
-    # The README's networks are tiny: on a busy two-core machine torch's default
-    # two intra-op threads made them about ten times slower than one.
-    if request.node.path.name != "README.rst":
-        yield
-        return
+@pytest.fixture(autouse=True, scope="session")
+def _single_torch_thread():
+    # On two busy cores, two intra-op threads made small trainings many times slower;
+    # the suite's timings should not depend on the neighbours.
     previous = torch.get_num_threads()
     torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
+    yield
+    torch.set_num_threads(previous)

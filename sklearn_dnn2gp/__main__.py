@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from sklearn_dnn2gp import DNN2GPRegressor
 from sklearn_dnn2gp.datasets import make_gap_regression
@@ -23,18 +22,7 @@ def main(argv=None):
     parser.add_argument("--plot", default="dnn2gp_demo.png",
                         help="where to save the figure (needs matplotlib); '' to skip")
     args = parser.parse_args(argv)
-    # A network of 151 parameters: extra intra-op threads only add overhead
-    # (three to four times the run time on a busy 2-core machine). The count
-    # is restored for callers that run the demo in their own process.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        _run(args)
-    finally:
-        torch.set_num_threads(previous)
-
-
-def _run(args):
+    # The estimators choose their own torch thread count (n_threads='auto').
     start = time.perf_counter()
 
     X, y = make_gap_regression(n_samples=100, noise=0.1, random_state=0)
