@@ -11,11 +11,13 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 
 from ._base import BaseDNN2GP, finite_evidence, scoped_threads
+from ._docs import fill_shared_parameters
 from ._likelihoods import Bernoulli, Categorical
 from ._links import LINKS, probit_scaled_logits
 from ._utils import make_generator, to_numpy, to_tensor
 
 
+@fill_shared_parameters
 class DNN2GPClassifier(ClassifierMixin, BaseDNN2GP):
     """Neural-network classification with the uncertainty of its DNN2GP Gaussian process.
 
@@ -33,44 +35,7 @@ class DNN2GPClassifier(ClassifierMixin, BaseDNN2GP):
 
     Parameters
     ----------
-    hidden_layer_sizes : tuple of int, default=(50,)
-        Widths of the hidden layers; ``()`` gives Bayesian logistic / softmax
-        regression.
-    activation : {'tanh', 'relu', 'sigmoid', 'identity'}, default='tanh'
-    prior_precision : float, default=1.0
-        Precision ``delta`` of the isotropic Gaussian prior on all parameters.
-    posterior : {'auto', 'full', 'diag'}, default='auto'
-        Structure of the GGN, and under ``inference='vi'`` of the precision
-        of ``q``. ``'full'`` is exact; ``'diag'`` keeps the diagonal only (for
-        large networks). ``'auto'`` is ``'full'`` for the Laplace posterior
-        and ``'diag'`` for VI, whose full-covariance variant (VOGGN) solves a
-        P x P system at every step and suits small networks only. Diagonal VI
-        has no momentum and may need a smaller ``learning_rate_init`` and more
-        epochs on nonlinear networks.
-    inference : {'laplace', 'vi'}, default='laplace'
-        ``'laplace'``: train to the MAP with ``solver``, then the Laplace-GGN
-        posterior. ``'vi'``: train with ``vi_method`` and keep its
-        ``q = N(mu, (S + delta I)^-1)``, ``S`` the exponential average of the
-        expected GGN; ``solver`` is then unused.
-    vi_method : {'vogn', 'ogn'}, default='vogn'
-        With ``inference='vi'``: on each minibatch (scaled by
-        ``N / batch size``) take the expected data gradient ``g`` and GGN
-        ``G`` over ``mc_samples`` draws from ``q`` (``'vogn'``) or at its mean
-        (``'ogn'``, deterministic; its fixed point is the MAP and ``S`` there
-        is the GGN), then ``S <- (1 - beta) S + beta G`` and
-        ``mu <- mu - learning_rate_init (S + delta I)^-1 (g + delta mu)``.
-    mc_samples : int, default=1
-        Draws from ``q`` per VOGN step.
-    precision_rate : float in (0, 1] or None, default=None
-        The averaging rate ``beta`` of ``S``; None uses
-        ``learning_rate_init`` (the paper's natural-gradient step).
-    initial_precision : float or 'auto', default='auto'
-        ``S`` at the start. ``'auto'``: the GGN of the full training set at
-        the initial weights ``w_0`` (its diagonal for a diagonal ``q``), so
-        the first steps are damped Gauss-Newton steps on the data's own
-        curvature scale; a constant precision that is small against
-        ``N / sigma^2`` lets the first steps overshoot. A float ``s``:
-        ``q`` starts at ``N(w_0, (s + prior_precision)^-1 I)``.
+    %(network)s
     link_approximation : {'bridge', 'probit', 'plugin', 'mc'}, default='bridge'
         How :meth:`predict_proba` maps the Gaussian ``N(f_{w*}(x), J Sigma J^T)``
         over the logits to class probabilities. ``'bridge'``: the mean of the
@@ -82,51 +47,24 @@ class DNN2GPClassifier(ClassifierMixin, BaseDNN2GP):
         approximates.
 
         Why the bridge is the default: it is deterministic and closed-form,
-        it lowers the confidence where the logits are uncertain, and it stays
-        as sharp as the network where they are not. With one isotropic prior
-        on an MLP, the GGN vanishes on confidently classified training points,
-        so the Gaussian over the logits stays broad even there; its faithful
-        summaries (``'mc'``, ``'probit'``) are then underconfident. On
-        standardised digits (64-50-10, ``prior_precision=1``, the evidence's
-        choice) the test NLL / ECE were: plug-in 0.071 / 0.012, bridge
-        0.069 / 0.010, probit 0.46 / 0.31, MC 0.74 / 0.45.
+        and with three or more classes it lowers the confidence where the
+        logits' variances differ between classes while staying as sharp as
+        the network where they are small. With two classes both logits of
+        the bridge share one variance, so it returns exactly the plug-in
+        probabilities: use ``'probit'`` or ``'mc'`` to see the uncertainty of
+        a binary classifier. With one isotropic prior on an MLP, the GGN
+        vanishes on confidently classified training points, so the Gaussian
+        over the logits stays broad even there; its faithful summaries
+        (``'mc'``, ``'probit'``) are then underconfident. On standardised
+        digits (64-50-10, ``prior_precision=1``, the evidence's choice) the
+        test NLL / ECE were: plug-in 0.071 / 0.012, bridge 0.069 / 0.010,
+        probit 0.46 / 0.31, MC 0.74 / 0.45.
     link_samples : int, default=100
         Draws for ``link_approximation='mc'`` (seeded by ``random_state``, so
         repeated calls agree).
-    solver : {'lbfgs', 'adam'}, default='lbfgs'
-    max_iter : int, default=5000
-        Iterations of L-BFGS, or epochs of Adam or of VI.
-    learning_rate_init : float, default=1e-2
-        Adam's step size, or VI's step of the mean.
-    batch_size : int or 'auto', default='auto'
-        Adam's or VI's minibatch; 'auto' is the full batch up to 4096 examples.
-    tol : float, default=1e-5
-        L-BFGS gradient tolerance on the summed objective; Adam's and VI's
-        improvement tolerance per unit of sample weight (VI: as in
-        :class:`DNN2GPRegressor`, not before ``S`` has forgotten its start).
-    n_iter_no_change : int, default=10
-    random_state : int, RandomState instance or None, default=None
-        Seeds a local ``torch.Generator`` (initial weights, minibatches, VOGN's
-        samples); the global torch seed is never used.
-    device : {'auto', 'cpu', 'cuda'} or torch.device, default='auto'
-    dtype : {'float64', 'float32'}, default='float64'
-    verbose : int, default=0
-    callback : callable or None, default=None
-        With ``inference='vi'``, called after every epoch with a ``VIState``
-        (``iteration``, ``mean``, ``precision``; copies), which
-        :meth:`iterate_gp` accepts.
-    warm_start : bool, default=False
-        Start training from the weights of the previous call to ``fit`` when
-        the architecture is unchanged (e.g. after ``set_params`` of
-        ``prior_precision``); otherwise from a fresh initialisation.
+    %(inference)s
+    %(training)s
 
-    n_threads : int, 'auto' or None, default='auto'
-        Torch intra-op threads inside ``fit`` and the prediction methods, set
-        for the call and restored afterwards (the caller's setting is never
-        left changed). ``'auto'``: one thread when a pass over the data costs
-        under ~2e7 multiply-adds (there a second thread costs more than it
-        gives: 5-50x slower fits were measured on a busy 2-core machine),
-        torch's own setting above. ``None`` leaves torch's setting alone.
     Attributes
     ----------
     classes_ : ndarray of shape (n_classes,)
@@ -188,10 +126,10 @@ class DNN2GPClassifier(ClassifierMixin, BaseDNN2GP):
         "link_samples": [Interval(Integral, 1, None, closed="left")],
     }
 
-    def __init__(self, hidden_layer_sizes=(50,), activation="tanh", prior_precision=1.0,
-                 posterior="auto", inference="laplace", vi_method="vogn", mc_samples=1,
-                 precision_rate=None, initial_precision="auto", link_approximation="bridge",
-                 link_samples=100, solver="lbfgs", max_iter=5000, learning_rate_init=1e-2,
+    def __init__(self, hidden_layer_sizes=(50,), activation="tanh", *, prior_precision=1.0,
+                 link_approximation="bridge", link_samples=100, posterior="auto",
+                 inference="laplace", vi_method="vogn", mc_samples=1, precision_rate=None,
+                 initial_precision="auto", solver="lbfgs", max_iter=5000, learning_rate_init=1e-2,
                  batch_size="auto", tol=1e-5, n_iter_no_change=10, random_state=None,
                  device="auto", dtype="float64", verbose=0, callback=None, warm_start=False,
                  n_threads="auto"):

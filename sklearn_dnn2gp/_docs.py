@@ -1,0 +1,121 @@
+"""Docstring entries of the parameters both estimators share, written once.
+
+The estimators' docstrings hold ``%(network)s``, ``%(inference)s`` and
+``%(training)s`` where these entries go; :func:`fill_shared_parameters` fills
+them in when the class is defined.
+"""
+
+_NETWORK = """\
+    hidden_layer_sizes : tuple of int, default=(50,)
+        Widths of the hidden layers; ``()`` gives a linear model: Bayesian
+        linear regression for the regressor, Bayesian logistic / softmax
+        regression for the classifier.
+    activation : {'tanh', 'relu', 'sigmoid', 'identity'}, default='tanh'
+        Hidden-layer nonlinearity.
+    prior_precision : float, default=1.0
+        Precision ``delta`` of the isotropic Gaussian prior on all weights and
+        biases.
+"""
+
+_INFERENCE = """\
+    posterior : {'auto', 'full', 'diag'}, default='auto'
+        Structure of the GGN, and under ``inference='vi'`` of the precision
+        of ``q``. ``'full'`` is exact; ``'diag'`` keeps the diagonal only (for
+        large networks). ``'auto'`` is ``'full'`` for the Laplace posterior
+        and ``'diag'`` for VI, whose full-covariance variant (VOGGN) solves a
+        P x P system at every step and suits small networks only. Diagonal VI
+        has no momentum and may need a smaller ``learning_rate_init`` and more
+        epochs on nonlinear networks.
+    inference : {'laplace', 'vi'}, default='laplace'
+        ``'laplace'``: train to the MAP with ``solver``, then the Laplace-GGN
+        posterior ``N(w*, (G + delta I)^-1)``. ``'vi'``: train with
+        ``vi_method`` and keep its ``q = N(mu, (S + delta I)^-1)``, where ``S``
+        is the exponential average of the expected GGN; ``solver`` is then
+        unused.
+    vi_method : {'vogn', 'ogn'}, default='vogn'
+        With ``inference='vi'``: on each minibatch (scaled by
+        ``N / batch size``) take the expected data gradient ``g`` and GGN
+        ``G`` over ``mc_samples`` draws from ``q`` (``'vogn'``) or at its mean
+        (``'ogn'``, deterministic; its fixed point is the MAP and ``S`` there
+        is the GGN), then ``S <- (1 - beta) S + beta G`` and
+        ``mu <- mu - learning_rate_init (S + delta I)^-1 (g + delta mu)``.
+    mc_samples : int, default=1
+        Draws from ``q`` per VOGN step.
+    precision_rate : float in (0, 1] or None, default=None
+        The averaging rate ``beta`` of ``S``; None uses
+        ``learning_rate_init``, the natural-gradient step of the paper (the
+        mean's and the precision's rates equal).
+    initial_precision : float or 'auto', default='auto'
+        ``S`` at the start. ``'auto'``: the GGN of the full training set at
+        the initial weights ``w_0`` (its diagonal for a diagonal ``q``), so
+        the first steps are damped Gauss-Newton steps on the data's own
+        curvature scale; a constant precision that is small against
+        ``N / sigma^2`` lets the first steps overshoot. A float ``s``:
+        ``q`` starts at ``N(w_0, (s + prior_precision)^-1 I)``.
+"""
+
+_TRAINING = """\
+    solver : {'lbfgs', 'adam'}, default='lbfgs'
+        Optimiser of the MAP objective. L-BFGS on the full batch reaches a
+        stationary point, which is where the Laplace and GP views coincide.
+    max_iter : int, default=5000
+        Iterations of L-BFGS, or epochs of Adam or of VI.
+    learning_rate_init : float, default=1e-2
+        Adam's step size, or VI's step ``alpha`` of the mean (unused by
+        L-BFGS). Diagonal VI often needs a smaller one than full VI.
+    batch_size : int or 'auto', default='auto'
+        Adam's or VI's minibatch size; 'auto' uses the full batch up to 4096
+        examples and 256 beyond.
+    tol : float, default=1e-5
+        L-BFGS stops when the largest gradient entry of the summed objective
+        is below ``tol``; Adam and VI stop when the objective per unit of
+        sample weight improves by less than ``tol`` for ``n_iter_no_change``
+        epochs. VI's objective is the data term averaged over its samples (at
+        the mean for OGN) plus ``delta / 2 |mu|^2``, and VI never stops before
+        ``(1 - beta)^t <= 1e-3`` after ``t`` steps, so that ``S`` has
+        forgotten ``initial_precision``.
+    n_iter_no_change : int, default=10
+        Patience of Adam's and VI's stopping rule.
+    random_state : int, RandomState instance or None, default=None
+        Seeds a local ``torch.Generator`` for the initial weights, the
+        minibatch order and VOGN's samples; the global torch seed is never
+        used.
+    device : {'auto', 'cpu', 'cuda'} or torch.device, default='auto'
+        Where to train; 'auto' takes CUDA when available. Fitted tensors are
+        moved to the CPU when pickled.
+    dtype : {'float64', 'float32'}, default='float64'
+        Precision of the network. Curvature, posterior and evidence are always
+        computed in float64.
+    verbose : int, default=0
+        1: print the phases of ``fit`` (training, curvature and posterior)
+        with their times, and the objective at most ~20 times per
+        optimiser; 2: up to ~100 times.
+    callback : callable or None, default=None
+        With ``inference='vi'``, called after every epoch as
+        ``callback(state)`` with a ``VIState`` (``iteration``, ``mean``,
+        ``precision``: copies as tensors; ``precision`` is the diagonal for
+        ``posterior='diag'``). Pass a state to :meth:`iterate_gp` to see the
+        GP and its kernel at that iterate.
+    warm_start : bool, default=False
+        Start training from the weights of the previous call to ``fit`` when
+        the architecture is unchanged (e.g. after ``set_params`` of
+        ``prior_precision``); otherwise from a fresh initialisation.
+    n_threads : int, 'auto' or None, default='auto'
+        Torch intra-op threads inside ``fit`` and the prediction methods, set
+        for the call and restored afterwards (the caller's setting is never
+        left changed). ``'auto'``: one thread when a pass over the data costs
+        under ~2e7 multiply-adds (there a second thread costs more than it
+        gives: 5-50x slower fits were measured on a busy 2-core machine),
+        torch's own setting above. ``None`` leaves torch's setting alone.
+"""
+
+
+
+def fill_shared_parameters(cls):
+    """Class decorator: put the shared parameter entries into ``cls.__doc__``."""
+    cls.__doc__ = cls.__doc__ % {
+        "network": _NETWORK.rstrip("\n").lstrip(),
+        "inference": _INFERENCE.rstrip("\n").lstrip(),
+        "training": _TRAINING.rstrip("\n").lstrip(),
+    }
+    return cls
