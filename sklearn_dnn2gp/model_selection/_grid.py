@@ -3,6 +3,7 @@ hyperparameters, grid neighbours, and the climb of the exact evidence over
 them."""
 
 import time
+from typing import NamedTuple
 
 import numpy as np
 
@@ -10,17 +11,30 @@ from .._utils import worker_torch_threads
 from ._common import _CLOSED_FORM, _evidence_model, _evidence_prefix, _try_train
 
 
-def _fit_candidate(estimator, params, X, y, fit_params, error_score, verbose, threads,
-                   caller_pid):
-    """One candidate, trained once. Returns ``(estimator or None, score, fit time, error)``."""
-    with worker_torch_threads(threads, caller_pid):
-        return _try_train(estimator, params, X, y, fit_params, error_score, verbose)
+class _Group(NamedTuple):
+    """Candidates trained together: one network, climbed from when they share.
+
+    ``indices`` are the candidates' positions in ``results_``; ``settings``
+    the keyword arguments of ``log_marginal_likelihood`` for each, or None
+    when no closed form is evaluated (no sharing); ``start`` the candidate
+    trained first; ``neighbours[j]`` the candidates next to ``j`` along one
+    hyperparameter with the others equal (positions within the group).
+    """
+
+    indices: list
+    settings: list | None
+    start: int
+    neighbours: list
 
 
+def _alone(i, settings=None):
+    """Candidate ``i`` as a group of one: trained once, with nothing to climb to."""
+    return _Group([i], settings, 0, [[]])
 
-def _fit_group(estimator, params_list, settings, start, neighbours, X, y, fit_params,
-               max_retrain, error_score, verbose, threads, caller_pid):
-    """Candidates that differ only in closed-form hyperparameters, on few networks.
+
+def _fit_group(estimator, params_list, group, X, y, fit_params, *, max_retrain, error_score,
+               verbose, threads, caller_pid):
+    """Train a group's candidates on as few networks as its grid allows.
 
     Train at ``start``, then climb the *exact* evidence over grid neighbours
     of the best network so far, each retraining warm-started from it, until
@@ -30,25 +44,27 @@ def _fit_group(estimator, params_list, settings, start, neighbours, X, y, fit_pa
     network's closed-form evidence prefers: a warm start towards more
     regularisation converges in a fraction of the iterations, and the closed
     form of a nonlinear network is biased towards small ``delta`` (it keeps
-    the weights fixed).
+    the weights fixed). A group of one is simply trained.
     """
+    settings, neighbours = group.settings, group.neighbours
     n = len(params_list)
     exact, fit_time = np.full(n, np.nan), np.zeros(n)
     closed_form, score_time = np.full(n, np.nan), np.zeros(n)
-    networks, error, n_failed = {}, None, 0
+    trained = np.zeros(n, dtype=bool)
+    error, n_trained, n_failed = None, 0, 0
 
     def train(j, init=None):
-        nonlocal error, n_failed
+        nonlocal error, n_trained, n_failed
         fitted, exact[j], fit_time[j], failure = _try_train(
             estimator, params_list[j], X, y, fit_params, error_score, verbose, init)
+        n_trained += 1
         if failure is not None:
             error, n_failed = failure, n_failed + 1
-            return False
-        networks[j] = fitted
-        return True
+        trained[j] = fitted is not None
+        return fitted
 
-    def evaluate(j, candidates):
-        model = _evidence_model(networks[j])
+    def evaluate(network, candidates):
+        model = _evidence_model(network)
         for k in candidates:
             t0 = time.perf_counter()
             try:
@@ -60,36 +76,38 @@ def _fit_group(estimator, params_list, settings, start, neighbours, X, y, fit_pa
             score_time[k] = time.perf_counter() - t0
         return closed_form
 
-    tried = set()
-    best = start
+    best = group.start
+    tried = {best}
     with worker_torch_threads(threads, caller_pid):
-        tried.add(start)
-        if train(start):
-            budget = max_retrain
-            while budget > 0:
-                untried = [k for k in neighbours[best] if k not in tried]
-                if not untried:
-                    break
-                values = evaluate(best, untried)
-                # NaN does not order, so an unavailable closed form ranks last.
-                step = max(untried, key=lambda k: (
-                    all(settings[k][name] >= settings[best][name] for name in settings[k]),
-                    -np.inf if np.isnan(values[k]) else values[k]))
-                budget -= 1
-                tried.add(step)
-                if train(step, networks[best]) and exact[step] > exact[best]:
-                    best = step
-            if best in networks:
-                evaluate(best, range(n))
+        # Only the best network so far is held: the climb starts from it.
+        network = train(best)
+        budget = max_retrain if network is not None else 0
+        while budget > 0:
+            untried = [k for k in neighbours[best] if k not in tried]
+            if not untried:
+                break
+            values = evaluate(network, untried)
+            # NaN does not order, so an unavailable closed form ranks last.
+            step = max(untried, key=lambda k: (
+                all(settings[k][name] >= settings[best][name] for name in settings[k]),
+                -np.inf if np.isnan(values[k]) else values[k]))
+            budget -= 1
+            tried.add(step)
+            fitted = train(step, network)
+            if fitted is not None and exact[step] > exact[best]:
+                best, network = step, fitted
+        if network is not None and settings is not None:
+            evaluate(network, range(n))
     return {
         "exact": exact,
         "closed_form": closed_form,
         "fit_time": fit_time,
         "score_time": score_time,
-        "trained": np.array([j in networks for j in range(n)], dtype=bool),
+        "trained": trained,
         "best": best,
-        "network": networks.get(best),
+        "network": network,
         "error": error,
+        "n_trained": n_trained,
         "n_failed": n_failed,
     }
 
@@ -145,15 +163,16 @@ def _freeze(value):
     return value
 
 
-def _candidate_groups(estimator, candidates):
-    """Partition candidates by everything but the closed-form hyperparameters.
+def _candidate_groups(estimator, candidates, reuse_network):
+    """The :class:`_Group` s in which ``candidates`` are trained.
 
-    Returns ``(indices, settings, start, neighbours)`` per group:
-    ``settings`` are the keyword arguments of ``log_marginal_likelihood``
-    for each candidate, ``start`` the candidate nearest the median of the
-    log values, and ``neighbours[j]`` the candidates next to ``j`` along one
-    hyperparameter with the others equal (local indices).
+    Without ``reuse_network`` every candidate is a group of one. With it,
+    candidates are grouped by everything but the closed-form
+    hyperparameters, and each group starts at the candidate nearest the
+    median of their log values.
     """
+    if not reuse_network:
+        return [_alone(i) for i in range(len(candidates))]
     prefix = _evidence_prefix(estimator)
     base = estimator.get_params()
     names = [prefix + name for name in _CLOSED_FORM if prefix + name in base]
@@ -169,7 +188,7 @@ def _candidate_groups(estimator, candidates):
             # trained on its own, fails like an unshared candidate and is scored
             # error_score, and leaves the valid candidates' networks alone.
             raw = {name[len(prefix):]: params.get(name, base[name]) for name in names}
-            alone.append(([i], [raw], 0, [[]]))
+            alone.append(_alone(i, [raw]))
             continue
         key = _freeze({k: v for k, v in params.items() if k not in names})
         groups.setdefault(key, []).append(i)
@@ -182,5 +201,5 @@ def _candidate_groups(estimator, candidates):
             start = int(np.argmin(((logs - np.median(logs, axis=0)) ** 2).sum(1)))
         else:
             start = 0
-        result.append((idx, settings, start, _grid_neighbours(settings)))
+        result.append(_Group(idx, settings, start, _grid_neighbours(settings)))
     return result + alone

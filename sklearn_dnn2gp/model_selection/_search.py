@@ -1,15 +1,12 @@
 """EvidenceSearchCV: a search over candidates ranked by their evidence."""
 
 import os
-import warnings
 from copy import deepcopy
 from numbers import Integral, Real
 
 import numpy as np
 from joblib import Parallel, delayed
-from scipy.stats import rankdata
 from sklearn.base import BaseEstimator, MetaEstimatorMixin, _fit_context, clone
-from sklearn.exceptions import FitFailedWarning
 from sklearn.model_selection import ParameterGrid, ParameterSampler
 from sklearn.utils import get_tags
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
@@ -17,7 +14,8 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
 from ._common import _train
-from ._grid import _candidate_groups, _fit_candidate, _fit_group
+from ._grid import _candidate_groups, _fit_group
+from ._results import _gather
 
 
 def _first_argmax(values):
@@ -272,65 +270,21 @@ class EvidenceSearchCV(MetaEstimatorMixin, BaseEstimator):
         self : object
         """
         candidates = self._candidates()
-        if self.reuse_network:
-            groups = _candidate_groups(self.estimator, candidates)
-        else:
-            groups = None
+        groups = _candidate_groups(self.estimator, candidates, self.reuse_network)
         if self.verbose > 0:
-            networks = (f"{len(candidates)} networks" if groups is None else
-                        f"{len(groups)} groups of shared networks")
+            networks = (f"{len(groups)} groups of shared networks" if self.reuse_network
+                        else f"{len(candidates)} networks")
             print(f"[EvidenceSearchCV] {len(candidates)} candidates, {networks}", flush=True)
-        parallel = Parallel(n_jobs=self.n_jobs, return_as="generator")
-        task_args = (X, y, fit_params)
-        common = dict(error_score=self.error_score, verbose=self.verbose,
-                      threads=self.worker_threads, caller_pid=os.getpid())
+        outputs = Parallel(n_jobs=self.n_jobs, return_as="generator")(
+            delayed(_fit_group)(
+                self.estimator, [candidates[i] for i in group.indices], group, X, y,
+                fit_params, max_retrain=self.max_retrain, error_score=self.error_score,
+                verbose=self.verbose, threads=self.worker_threads, caller_pid=os.getpid())
+            for group in groups)
 
-        n = len(candidates)
-        scores, fit_time = np.full(n, np.nan), np.zeros(n)
-        score_time, trained = np.zeros(n), np.zeros(n, dtype=bool)
-        networks, errors, n_networks, n_failed = {}, [], 0, 0
-        if groups is None:
-            best_value = -np.inf
-            outputs = parallel(
-                delayed(_fit_candidate)(self.estimator, params, *task_args, **common)
-                for params in candidates)
-            for i, (fitted, value, seconds, error) in enumerate(outputs):
-                scores[i], fit_time[i], trained[i] = value, seconds, fitted is not None
-                n_networks += 1
-                if error is not None:
-                    errors.append(error)
-                    n_failed += 1
-                # Only the running best is kept, so memory holds one network.
-                if fitted is not None and value > best_value:
-                    best_value, networks = value, {i: fitted}
-        else:
-            closed_form = np.full(n, np.nan)
-            outputs = parallel(
-                delayed(_fit_group)(
-                    self.estimator, [candidates[i] for i in idx], settings, start,
-                    neighbours, *task_args, max_retrain=self.max_retrain, **common)
-                for idx, settings, start, neighbours in groups)
-            for (idx, *_), out in zip(groups, outputs):
-                idx = np.asarray(idx)
-                trained[idx] = out["trained"]
-                scores[idx], fit_time[idx] = out["exact"], out["fit_time"]
-                closed_form[idx], score_time[idx] = out["closed_form"], out["score_time"]
-                n_networks += int(np.count_nonzero(out["fit_time"]))
-                n_failed += out["n_failed"]
-                if out["error"] is not None:
-                    errors.append(out["error"])
-                if out["network"] is not None:
-                    networks[int(idx[out["best"]])] = out["network"]
-
-        if errors:
-            if n_failed >= n_networks:
-                raise ValueError(
-                    f"All {n_networks} fits failed; the last error was:\n{errors[-1]}")
-            warnings.warn(
-                f"{n_failed} of {n_networks} fits failed and were scored "
-                f"error_score={self.error_score}; the last error was:\n{errors[-1]}",
-                FitFailedWarning,
-            )
+        results, networks, n_networks = _gather(candidates, groups, outputs,
+                                                self.error_score, self.reuse_network)
+        scores = results["log_marginal_likelihood"]
         best = _first_argmax(scores)
         if best is None:
             raise ValueError(f"All {n_networks} fits failed.")
@@ -339,41 +293,18 @@ class EvidenceSearchCV(MetaEstimatorMixin, BaseEstimator):
         if best in networks:
             self.best_estimator_ = networks[best]
         else:
-            # Only kept networks are those of each group's best (or the running
-            # best); a tie in evidence can rank another candidate first.
+            # A group keeps only the network it climbed to; a tie in evidence
+            # within the group can rank another of its candidates first.
             self.best_estimator_, _, self.refit_time_ = _train(
                 self.estimator, candidates[best], X, y, fit_params)
             n_networks += 1
 
-        self.results_ = self._results(candidates, scores, fit_time, score_time, trained)
-        if groups is not None:
-            self.results_["closed_form_log_marginal_likelihood"] = closed_form
+        self.results_ = results
         self.best_index_ = best
         self.best_params_ = candidates[best]
         self.best_score_ = float(scores[best])
         self.n_networks_ = n_networks
         return self
-
-    @staticmethod
-    def _results(candidates, scores, fit_time, score_time, trained):
-        n = len(candidates)
-        results = {"params": candidates}
-        names = sorted({name for params in candidates for name in params})
-        for name in names:
-            column = np.ma.MaskedArray(np.empty(n, dtype=object), mask=True)
-            for i, params in enumerate(candidates):
-                if name in params:
-                    column[i] = params[name]
-            results[f"param_{name}"] = column
-        # NaN (failed) candidates rank last, as in scikit-learn's searches.
-        ranked = np.where(np.isnan(scores), -np.inf, scores)
-        results["log_marginal_likelihood"] = scores
-        results["rank_log_marginal_likelihood"] = rankdata(
-            -ranked, method="min").astype(np.int32)
-        results["fit_time"] = fit_time
-        results["score_time"] = score_time
-        results["trained"] = trained
-        return results
 
     # ---------------------------------------------------------- delegation
     def _has(attr):
