@@ -12,7 +12,7 @@ from ._common import _CLOSED_FORM, _evidence_model, _evidence_prefix, _try_train
 
 
 class _Group(NamedTuple):
-    """Candidates trained together: one network, climbed from when they share.
+    """Candidates trained together, starting from one network.
 
     ``indices`` are the candidates' positions in ``results_``; ``settings``
     the keyword arguments of ``log_marginal_likelihood`` for each, or None
@@ -164,7 +164,7 @@ def _freeze(value):
 
 
 def _candidate_groups(estimator, candidates, reuse_network):
-    """The :class:`_Group` s in which ``candidates`` are trained.
+    """The groups (:class:`_Group`) in which ``candidates`` are trained.
 
     Without ``reuse_network`` every candidate is a group of one. With it,
     candidates are grouped by everything but the closed-form
