@@ -12,10 +12,11 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils._param_validation import InvalidParameterError
 
-from sklearn_dnn2gp import DNN2GPRegressor, model_selection
+from sklearn_dnn2gp import DNN2GPRegressor
 from sklearn_dnn2gp._utils import worker_torch_threads
 from sklearn_dnn2gp.model_selection import (
     EvidenceSearchCV,
+    _maximize,
     evidence_scorer,
     maximize_evidence,
 )
@@ -453,7 +454,7 @@ def test_maximize_evidence_only_refits_an_unfitted_estimator(monkeypatch):
     def broken_check(*args, **kwargs):
         raise RuntimeError("the fitted check itself failed")
 
-    monkeypatch.setattr(model_selection, "check_is_fitted", broken_check)
+    monkeypatch.setattr(_maximize, "check_is_fitted", broken_check)
     with pytest.raises(RuntimeError, match="fitted check itself"):
         maximize_evidence(fitted, X, y)
 
