@@ -70,26 +70,7 @@ class DNN2GPClassifier(ClassifierMixin, BaseDNN2GP):
     classes_ : ndarray of shape (n_classes,)
     module_ : torch.nn.Module
         The trained network (one output for two classes, else one per class).
-    posterior_ : FullPosterior or DiagPosterior
-        The Gaussian weight posterior ``N(mean, Sigma)`` over all ``P``
-        parameters (in module order): the Laplace-GGN posterior, or VI's
-        ``q``. It drives every uncertainty the estimator returns. A
-        ``FullPosterior`` (``posterior='full'``) holds one spectral
-        factorisation, in weight space (``space == 'weight'``, P x P) or
-        function space (``'function'``, from the SVD of the N K x P whitened
-        Jacobian), whichever is smaller; a ``DiagPosterior`` holds the
-        diagonal. Both offer, as float64 tensors: ``mean`` (P,),
-        ``prior_precision``, ``covariance()`` (P x P; dense, so only for
-        moderate P), ``precision()``, ``covariance_product(v)``
-        (``Sigma v`` without forming ``Sigma``), ``functional_variance(J)``
-        (``J Sigma J^T`` for Jacobians of shape (n, K, P), e.g. from
-        :meth:`features`), ``log_det_ratio()`` and
-        ``sample(n_samples, generator)`` (weight vectors from a
-        ``torch.Generator``).
-    prior_precision_ : float
-        The prior precision ``delta`` of the fitted posterior and evidence.
-        Methods read it (and every other setting) as it was at ``fit``: a
-        later ``set_params`` takes effect at the next ``fit``.
+    %(fitted)s
     log_marginal_likelihood_ : float
         Laplace-GGN log evidence of the training labels; under
         ``inference='vi'`` at the final mean, with the exact GGN there.

@@ -1,7 +1,8 @@
-"""Docstring entries of the parameters both estimators share, written once.
+"""Docstring entries of the parameters and attributes both estimators share, written once.
 
-The estimators' docstrings hold ``%(network)s``, ``%(inference)s`` and
-``%(training)s`` where these entries go; :func:`fill_shared_parameters` fills
+The estimators' docstrings hold ``%(network)s``, ``%(inference)s``,
+``%(training)s`` and ``%(fitted)s`` (shared fitted attributes) where these
+entries go; :func:`fill_shared_parameters` fills
 them in when the class is defined.
 """
 
@@ -109,6 +110,33 @@ _TRAINING = """\
         torch's own setting above. ``None`` leaves torch's setting alone.
 """
 
+_FITTED = """\
+    posterior_ : FullPosterior or DiagPosterior
+        The Gaussian weight posterior ``N(mean, Sigma)`` over all ``P``
+        parameters (in module order): the Laplace-GGN posterior, or VI's
+        ``q``. It drives every uncertainty the estimator returns. A
+        ``FullPosterior`` (``posterior='full'``) holds one spectral
+        factorisation, in weight space (``space == 'weight'``, P x P) or
+        function space (``'function'``, from the SVD of the N K x P whitened
+        Jacobian), whichever is smaller; a ``DiagPosterior`` holds the
+        diagonal. Both offer, as float64 tensors: ``mean`` (P,),
+        ``prior_precision``, ``covariance()`` (P x P; dense, so only for
+        moderate P), ``precision()``, ``covariance_product(v)``
+        (``Sigma v`` without forming ``Sigma``), ``functional_variance(J)``
+        (``J Sigma J^T`` for Jacobians of shape (n, K, P), e.g. from
+        :meth:`features`), ``log_det_ratio()`` and
+        ``sample(n_samples, generator)`` (weight vectors from a
+        ``torch.Generator``).
+    prior_precision_ : float
+        The prior precision ``delta`` of the fitted posterior and evidence.
+        Methods read it (and every other setting) as it was at ``fit``: a
+        later ``set_params`` takes effect at the next ``fit``.
+    likelihood_ : object
+        The fitted likelihood: ``Gaussian`` (with ``noise_std``) for the
+        regressor, ``Bernoulli`` (two classes) or ``Categorical`` for the
+        classifier. It owns the loss, the noise precision and the predictive
+        in the space of ``y``.
+"""
 
 
 def fill_shared_parameters(cls):
@@ -117,5 +145,6 @@ def fill_shared_parameters(cls):
         "network": _NETWORK.rstrip("\n").lstrip(),
         "inference": _INFERENCE.rstrip("\n").lstrip(),
         "training": _TRAINING.rstrip("\n").lstrip(),
+        "fitted": _FITTED.rstrip("\n").lstrip(),
     }
     return cls

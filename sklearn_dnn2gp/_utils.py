@@ -73,7 +73,6 @@ def batches(n, batch_size):
         yield slice(start, min(start + batch_size, n))
 
 
-@contextmanager
 def worker_torch_threads(n_threads, caller_pid):
     """Limit torch's intra-op threads inside a worker *process* and restore them.
 
@@ -81,15 +80,7 @@ def worker_torch_threads(n_threads, caller_pid):
     backend, threading backend, Dask with ``processes=False``) it is left
     alone, so a search never changes its caller's setting.
     """
-    if n_threads is None or os.getpid() == caller_pid:
-        yield
-        return
-    previous = torch.get_num_threads()
-    torch.set_num_threads(n_threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
+    return torch_threads(None if os.getpid() == caller_pid else n_threads)
 
 
 # Below this many multiply-adds per pass over the data, one intra-op thread: on a
