@@ -92,8 +92,8 @@ def _to_cpu(value, memo):
         memo[key] = value if on_cpu else copy.deepcopy(value).cpu()
     elif isinstance(value, dict):
         memo[key] = {k: _to_cpu(v, memo) for k, v in value.items()}
-    elif isinstance(value, list):
-        memo[key] = [_to_cpu(v, memo) for v in value]
+    elif isinstance(value, list) or type(value) is tuple:
+        memo[key] = type(value)(_to_cpu(v, memo) for v in value)
     elif type(value).__module__.startswith(__name__.rpartition(".")[0] + ".") and hasattr(
             value, "__dict__") and not isinstance(value, BaseEstimator):
         copied = memo[key] = copy.copy(value)
@@ -112,9 +112,9 @@ def scoped_threads(method):
         work = 0
         if hasattr(self, "module_"):
             first = args[0] if args else None
-            n = getattr(first, "shape", (None,))[0] if hasattr(first, "shape") else (
-                len(first) if isinstance(first, (list, tuple)) else 1)
-            work = (n or 1) * self._n_outputs * self._n_params
+            shape = getattr(first, "shape", None)  # () for numpy scalars
+            n = shape[0] if shape else len(first) if isinstance(first, (list, tuple)) else 1
+            work = max(n, 1) * self._n_outputs * self._n_params
         with torch_threads(choose_threads(self.n_threads, work)):
             return method(self, *args, **kwargs)
 

@@ -93,22 +93,39 @@ class GaussianProcessEvidence(LaplaceEvidence):
     """The GP evidence ``log N(y~ | 0, J J^T / delta + Lambda^-1)`` of a Gaussian fit
     with a full posterior, at any ``prior_precision`` and common noise factor.
 
-    The spectral coordinates of ``b = M^T u`` and the part of ``|u|^2`` outside
-    the column space of ``M`` are computed once; each call is then O(P) or O(n).
+    At the fitted hyperparameters the posterior's Cholesky factor gives it
+    directly (no eigendecomposition at fit time). Elsewhere it is written in G's
+    eigenbasis: the spectral coordinates of ``b = M^T u`` and the part of
+    ``|u|^2`` outside the column space of ``M`` are computed once, the first
+    time, and each call is then O(P) or O(n).
     """
 
     def __init__(self, posterior, likelihood, statistics):
         super().__init__(posterior, likelihood, statistics)
-        self.coords = posterior.spectral_coordinates(statistics["b"])
-        self.residual = residual_sq_norm(posterior, statistics["sq_norm"], self.coords)
         self.n_observations = statistics["sum_weights"] * likelihood.noise_std.numel()
+        self._spectral = None
 
     def __call__(self, prior_precision=None, noise_std=None):
         posterior = self.posterior.with_hyperparameters(
             prior_precision, self.likelihood.curvature_scale(noise_std))
-        return gaussian_log_evidence(
-            posterior, self.residual, self.coords, self.n_observations,
-            self.likelihood.log_noise_volume(self.statistics, noise_std))
+        log_noise = self.likelihood.log_noise_volume(self.statistics, noise_std)
+        fitted = (posterior.prior_precision == self.posterior.prior_precision
+                  and posterior.curvature_scale == self.posterior.curvature_scale)
+        if fitted and posterior.cholesky() is not None:
+            # s |u|^2 - s^2 b^T (s G + delta I)^-1 b, the minimum of the linear model's
+            # regularised residual: non-negative.
+            s, b = posterior.curvature_scale, self.statistics["b"]
+            quad = (s * self.statistics["sq_norm"]
+                    - s**2 * (b @ posterior.covariance_product(b))).clamp_min(0)
+            return (-0.5 * quad - 0.5 * posterior.log_det_ratio()
+                    - 0.5 * self.n_observations * LOG_2PI - log_noise)
+        if self._spectral is None:
+            coords = self.posterior.spectral_coordinates(self.statistics["b"])
+            self._spectral = (residual_sq_norm(self.posterior, self.statistics["sq_norm"],
+                                               coords), coords)
+        residual, coords = self._spectral
+        return gaussian_log_evidence(posterior, residual, coords, self.n_observations,
+                                     log_noise)
 
 
 def laplace_log_evidence(log_likelihood, weights, posterior):

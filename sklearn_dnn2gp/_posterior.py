@@ -56,22 +56,30 @@ class FullPosterior(_Gaussian):
     """Full-covariance Gaussian posterior.
 
     Use :meth:`from_ggn` (weight space) or :meth:`from_whitened_jacobian`
-    (function space) rather than the constructor. Either way the posterior
-    holds an orthonormal basis ``U`` of the curvature's row space and its
-    eigenvalues ``lambda`` (``G = U diag(lambda) U^T``): all of it in weight
-    space (P x P), the ``n <= P`` right singular vectors of the whitened
-    Jacobian in function space. Every variance is then written as a sum of
-    squares, ``|J U D^-1/2|^2 + |J (I - U U^T)|^2 / delta``, so none can come
-    out negative, whatever ``delta`` and the noise scale.
+    (function space) rather than the constructor. In weight space the
+    posterior holds ``G`` and factorises it on demand: a Cholesky factor of
+    ``s G + delta I`` at its own hyperparameters, and the eigendecomposition
+    only once something needs the spectrum (the evidence at other
+    hyperparameters), after which the spectrum serves everything. In function
+    space it holds the ``n <= P`` right singular vectors ``U`` of the whitened
+    Jacobian and their eigenvalues. Every variance is written as a sum of
+    squares (``|L^-1 J^T|^2``, or ``|J U D^-1/2|^2 + |J (I - U U^T)|^2 /
+    delta``), so none can come out negative, whatever ``delta`` and the noise
+    scale.
     """
 
-    def __init__(self, mean, prior_precision, eigvals, eigvecs, space, curvature_scale=1.0):
+    def __init__(self, mean, prior_precision, eigvals=None, eigvecs=None, space="weight",
+                 curvature_scale=1.0, ggn=None):
         self.mean = mean
         self.prior_precision = float(prior_precision)
-        self.eigvals = eigvals
-        self.eigvecs = eigvecs  # (P, r): r = P in weight space, r = n in function space
         self.space = space
         self.curvature_scale = float(curvature_scale)
+        # Shared by every copy at other hyperparameters or another mean: the GGN, its
+        # spectrum once computed, and the Cholesky factor at one (delta, s).
+        self._cache = {"ggn": ggn}
+        if eigvals is not None:
+            # (P, r) eigenvectors: r = P in weight space, r = n in function space.
+            self._cache["spectrum"] = (eigvals, eigvecs)
 
     @classmethod
     def from_data(cls, module, likelihood, X, weights, prior_precision):
@@ -88,8 +96,11 @@ class FullPosterior(_Gaussian):
 
     @classmethod
     def from_ggn(cls, mean, G, prior_precision):
-        eigvals, eigvecs = torch.linalg.eigh(G.to(torch.float64))
-        return cls(mean, prior_precision, eigvals.clamp_min(0), eigvecs, "weight")
+        """From the P x P curvature ``G``. Nothing is factorised yet: a Cholesky factor
+        serves the predictive and the evidence at these hyperparameters, and the
+        eigendecomposition (several times dearer) is computed only when a spectrum is
+        needed, for the evidence at other hyperparameters."""
+        return cls(mean, prior_precision, space="weight", ggn=G.to(torch.float64))
 
     @classmethod
     def from_whitened_jacobian(cls, mean, M, prior_precision):
@@ -107,6 +118,56 @@ class FullPosterior(_Gaussian):
             return cls(mean, prior_precision, eigvals.clamp_min(0), U @ W, "function")
         return cls(mean, prior_precision, singular**2, Vh.T, "function")
 
+    # ------------------------------------------------------------ factorisations
+    @property
+    def has_spectrum(self):
+        return "spectrum" in self._cache
+
+    def _spectrum(self):
+        if not self.has_spectrum:
+            eigvals, eigvecs = torch.linalg.eigh(self._cache["ggn"])
+            self._cache["spectrum"] = (eigvals.clamp_min(0), eigvecs)
+            # G = V diag(lambda) V^T from now on.
+            self._cache["ggn"] = None
+        return self._cache["spectrum"]
+
+    def cholesky(self):
+        """The lower Cholesky factor of ``s G + delta I``, or None where the spectrum
+        serves instead.
+
+        The first factor computed (at the fitted hyperparameters) is kept, so the
+        fitted posterior answers every call by the same arithmetic even after a
+        spectrum exists; copies at other hyperparameters compute the spectrum
+        (once, shared) and use it. A factorisation that fails (``s G + delta I`` not positive
+        definite in float64, e.g. ``delta`` ~ 0 with a singular ``G``) hands over to
+        the spectrum."""
+        key = (self.prior_precision, self.curvature_scale)
+        cached = self._cache.get("cholesky")
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        if self.has_spectrum or cached is not None:
+            # Other hyperparameters than the first factor's: one spectrum serves them
+            # all at O(P) each, where a factor each would cost O(P^3).
+            self._spectrum()
+            return None
+        A = self.curvature_scale * self._cache["ggn"]
+        A.diagonal().add_(self.prior_precision)
+        factor, info = torch.linalg.cholesky_ex(A)
+        if int(info) != 0:
+            self._spectrum()
+            return None
+        if cached is None:
+            self._cache["cholesky"] = (key, factor)
+        return factor
+
+    @property
+    def eigvals(self):
+        return self._spectrum()[0]
+
+    @property
+    def eigvecs(self):
+        return self._spectrum()[1]
+
     @property
     def curvature_eigenvalues(self):
         """Eigenvalues of ``G`` along :attr:`eigvecs` (P of them, or n in function space)."""
@@ -121,13 +182,28 @@ class FullPosterior(_Gaussian):
         """``(s lambda + delta)^-1/2`` per kept direction."""
         return torch.rsqrt(self.curvature_scale * self.eigvals + self.prior_precision)
 
+    # ------------------------------------------------------------------ methods
     def spectral_coordinates(self, b):
         """Coordinates of ``b`` (a P-vector in the row space of M) in G's eigenbasis."""
         return self.eigvecs.T @ b.to(torch.float64)
 
+    def log_det_ratio(self):
+        """``log|s G + delta I| - P log delta``."""
+        L = self.cholesky()
+        if L is None:
+            return super().log_det_ratio()
+        return (2 * torch.log(torch.diagonal(L)).sum()
+                - self.n_parameters * math.log(self.prior_precision))
+
     def functional_variance(self, J):
         """``J_i Sigma J_i^T`` for Jacobians ``J`` of shape (b, K, P): (b, K, K)."""
         J = J.to(torch.float64)
+        L = self.cholesky()
+        if L is not None:
+            # Sigma = L^-T L^-1: each variance is |L^-1 J^T|^2, a sum of squares.
+            T = torch.linalg.solve_triangular(L, J.reshape(-1, J.shape[-1]).T, upper=False)
+            T = T.T.reshape(J.shape)
+            return T @ T.transpose(1, 2)
         JU = J @ self.eigvecs
         T = JU * self._inverse_roots()
         variance = T @ T.transpose(1, 2)
@@ -144,12 +220,18 @@ class FullPosterior(_Gaussian):
 
     def covariance(self):
         """The dense P x P covariance."""
+        L = self.cholesky()
+        if L is not None:
+            return torch.cholesky_inverse(L)
         eye = torch.eye(self.n_parameters, dtype=torch.float64, device=self.mean.device)
         return self.functional_variance(eye[None])[0]
 
     def covariance_product(self, v):
         """``Sigma v`` for a P-vector ``v``, without forming ``Sigma``."""
         v = v.to(torch.float64)
+        L = self.cholesky()
+        if L is not None:
+            return torch.cholesky_solve(v[:, None], L)[:, 0]
         U = self.eigvecs
         coords = U.T @ v
         inside = U @ (coords * self._inverse_roots() ** 2)
@@ -159,14 +241,21 @@ class FullPosterior(_Gaussian):
 
     def precision(self):
         """The dense P x P precision ``s G + delta I``."""
+        eye = torch.eye(self.n_parameters, dtype=torch.float64, device=self.mean.device)
+        G = self._cache.get("ggn")
+        if G is not None:
+            return self.curvature_scale * G + self.prior_precision * eye
         U = self.eigvecs
-        return (U * self.spectrum) @ U.T + self.prior_precision * torch.eye(
-            self.n_parameters, dtype=torch.float64, device=self.mean.device)
+        return (U * self.spectrum) @ U.T + self.prior_precision * eye
 
     def sample(self, n_samples, generator):
         """Draw ``n_samples`` weight vectors, shape (n_samples, P)."""
         eps = torch.randn(n_samples, self.n_parameters, dtype=torch.float64,
                           generator=generator).to(self.mean.device)
+        L = self.cholesky()
+        if L is not None:
+            z = torch.linalg.solve_triangular(L.T, eps.T, upper=True).T
+            return self.mean.to(torch.float64) + z
         U = self.eigvecs
         coords = eps @ U
         if self.space == "weight":

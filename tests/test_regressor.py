@@ -434,3 +434,44 @@ def test_gp_mean_is_the_function_space_posterior_mean():
                                rtol=1e-7, atol=1e-9)
     with pytest.raises(ValueError, match="mean"):
         est.predict(X_test, mean="posterior")
+
+
+def test_cholesky_and_spectral_paths_agree():
+    # The fitted posterior answers through a Cholesky factor and computes the
+    # eigendecomposition only when the evidence is asked at other hyperparameters;
+    # both are exact, so they must agree to round-off.
+    rng = np.random.RandomState(0)
+    M = torch.tensor(rng.randn(60, 25))
+    mean = torch.tensor(rng.randn(25))
+    J = torch.tensor(rng.randn(7, 2, 25))
+    v = torch.tensor(rng.randn(25))
+    from sklearn_dnn2gp._posterior import FullPosterior
+
+    cholesky = FullPosterior.from_ggn(mean, M.T @ M, 0.3).with_hyperparameters(None, 0.5)
+    spectral = FullPosterior.from_ggn(mean, M.T @ M, 0.3).with_hyperparameters(None, 0.5)
+    assert spectral.eigvals is not None and spectral.cholesky() is None
+    assert cholesky.cholesky() is not None
+    for method in ["log_det_ratio", "covariance", "precision"]:
+        np.testing.assert_allclose(getattr(cholesky, method)(), getattr(spectral, method)(),
+                                   rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(cholesky.functional_variance(J), spectral.functional_variance(J),
+                               rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(cholesky.covariance_product(v), spectral.covariance_product(v),
+                               rtol=1e-10, atol=1e-12)
+    g = torch.Generator().manual_seed(0)
+    samples = cholesky.sample(20000, g) - mean
+    np.testing.assert_allclose(torch.cov(samples.T), spectral.covariance(),
+                               atol=0.05 * float(spectral.covariance().diag().max()))
+
+
+def test_fitted_evidence_is_the_same_before_and_after_a_spectrum():
+    X, y = gap_data(60)  # 60 rows > 31 parameters: the weight-space posterior
+    est = DNN2GPRegressor(hidden_layer_sizes=(10,), noise_std=0.2, random_state=0).fit(X, y)
+    assert est.posterior_.space == "weight"
+    before = est.log_marginal_likelihood_
+    est.log_marginal_likelihood(prior_precision=3.0)  # computes the spectrum
+    assert est.posterior_.has_spectrum
+    assert est.log_marginal_likelihood() == before
+    # The spectral formula at the fitted values agrees with the Cholesky one.
+    nudged = est.log_marginal_likelihood(prior_precision=est.prior_precision_ * (1 + 1e-12))
+    np.testing.assert_allclose(nudged, before, rtol=1e-9)

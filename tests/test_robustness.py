@@ -95,6 +95,7 @@ def test_evidence_reevaluation_refuses_bad_hyperparameters():
     with pytest.raises(TypeError, match="noise_std"):
         reg.log_marginal_likelihood(noise_std="abc")
     assert np.isfinite(reg.log_marginal_likelihood(prior_precision=1e-300, noise_std=1e-100))
+    assert np.isfinite(reg.log_marginal_likelihood(np.float64(2.0), np.float32(0.5)))
 
 
 def test_iterate_gp_checks_the_length_of_y():
