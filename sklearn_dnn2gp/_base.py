@@ -16,11 +16,17 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-from ._curvature import output_and_jacobian
+from ._curvature import is_mlp, output_and_jacobian
 from ._gp import ntk, vi_iterate_gp
 from ._laplace import POSTERIORS, laplace
 from ._network import flat_parameters, make_mlp, n_parameters, set_flat_parameters
-from ._resources import check_full_posterior, check_full_vi, check_memory, jacobian_bytes
+from ._resources import (
+    check_full_posterior,
+    check_full_vi,
+    check_memory,
+    full_posterior_is_comfortable,
+    jacobian_bytes,
+)
 from ._training import train_map, train_vi
 from ._utils import (
     batches,
@@ -204,6 +210,8 @@ class BaseDNN2GP(BaseEstimator):
                          n_params):
         """Train ``module``, then build the posterior and the evidence (see ``_fit``)."""
         n, n_outputs, device = X_t.shape[0], module[-1].out_features, X_t.device
+        self._posterior_structure = self._resolve_structure(module, n * n_outputs, n_params,
+                                                            device)
         if self._structure() == "full":
             # Before training: a fit that cannot finish should not start.
             check_full_posterior(n * n_outputs, n_params, device)
@@ -251,11 +259,24 @@ class BaseDNN2GP(BaseEstimator):
         return self
 
     def _structure(self):
-        """The posterior structure: 'auto' is full for Laplace, diagonal for VI."""
+        """The posterior structure the fit used (``posterior='auto'`` resolved)."""
+        return self._posterior_structure
+
+    def _resolve_structure(self, module, n_rows, n_params, device):
+        """``posterior``, with 'auto' resolved: diagonal for VI; for Laplace the exact
+        full posterior while it is comfortable in memory and time, else K-FAC for an
+        MLP and the diagonal for other networks."""
         posterior, inference = self._fitted("posterior"), self._fitted("inference")
+        if inference == "vi" and posterior == "kron":
+            raise ValueError("posterior='kron' is available with inference='laplace'; "
+                             "VI takes posterior='diag' or 'full'.")
         if posterior != "auto":
             return posterior
-        return "diag" if inference == "vi" else "full"
+        if inference == "vi":
+            return "diag"
+        if full_posterior_is_comfortable(n_rows, n_params, device):
+            return "full"
+        return "kron" if is_mlp(module) else "diag"
 
     def _precision_rate(self):
         rate, beta = self._fitted("learning_rate_init"), self._fitted("precision_rate")

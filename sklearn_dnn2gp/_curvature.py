@@ -43,6 +43,12 @@ def _mlp_structure(module):
     return linears, activations
 
 
+def is_mlp(module):
+    """Whether ``module`` is a chain of ``Linear`` layers and elementwise activations
+    (the networks with analytic Jacobians and K-FAC factors)."""
+    return _mlp_structure(module) is not None
+
+
 def _forward_backward(linears, activations, X):
     """One forward pass, then the backward recursion of the output Jacobians.
 
@@ -166,8 +172,8 @@ def _module_order(linear, offset):
     return torch.where(j < d_in, offset + o * d_in + j, offset + d_out * d_in + o).reshape(-1)
 
 
-# Elements of the per-batch Kronecker operands, to bound memory for wide layers.
-_KRON_BUDGET = 2**24
+# Elements of the per-batch layer-pair operands, to bound memory for wide layers.
+_PAIR_BUDGET = 2**24
 
 
 @torch.no_grad()
@@ -182,7 +188,7 @@ def _mlp_ggn(linears, activations, likelihood, X, weights, structure):
     else:
         G = torch.zeros(n_params, n_params, dtype=dtype, device=X.device)
     widest = max(max(lin.out_features**2, (lin.in_features + 1) ** 2) for lin in linears)
-    batch_size = max(1, min(X.shape[0], _KRON_BUDGET // widest))
+    batch_size = max(1, min(X.shape[0], _PAIR_BUDGET // widest))
     for sl in batches(X.shape[0], batch_size):
         w = None if weights is None else weights[sl]
         C, A = _mlp_factors(linears, activations, likelihood, X[sl], w)
@@ -205,3 +211,41 @@ def _mlp_ggn(linears, activations, likelihood, X, weights, structure):
                 if m != l:
                     G[order[m][:, None], order[l][None, :]] += block.T
     return G
+
+
+@torch.no_grad()
+def kfac_factors(module, likelihood, X, weights=None):
+    """The K-FAC factors of an MLP's GGN, per ``Linear`` layer.
+
+    The GGN block of layer ``l`` is ``sum_i (C_i^T C_i) (x) (a_i a_i^T)``, with
+    ``C_i`` the whitened back-propagated gradients (K x d_out, carrying
+    ``sqrt(w_i)``) and ``a_i = [input, 1]``; K-FAC replaces the sum of
+    Kronecker products by ``(sum_i C_i^T C_i) (x) (sum_i w_i a_i a_i^T) / sum_i w_i``,
+    exact for one example. Returns ``(factors, total_weight)`` with one
+    ``(G_l, A_l, order_l)`` per layer: float64 factors and the positions of the
+    layer's ``(o, j)`` entries in the flat parameter vector.
+    """
+    structure = _mlp_structure(module)
+    if structure is None:
+        raise ValueError(
+            "posterior='kron' needs a network of Linear layers and elementwise "
+            f"activations; got {type(module).__name__}. Use posterior='diag' or 'full'."
+        )
+    linears, activations = structure
+    sizes = [lin.weight.numel() + lin.bias.numel() for lin in linears]
+    offsets = [sum(sizes[:i]) for i in range(len(sizes))]
+    G = [torch.zeros(l.out_features, l.out_features, dtype=torch.float64, device=X.device)
+         for l in linears]
+    A = [torch.zeros(l.in_features + 1, l.in_features + 1, dtype=torch.float64,
+                     device=X.device) for l in linears]
+    total = 0.0
+    for sl in batches(X.shape[0], 1024):
+        w = None if weights is None else weights[sl]
+        C, inputs = _mlp_factors(linears, activations, likelihood, X[sl], w)
+        for l, (c, a) in enumerate(zip(C, inputs)):
+            c, a = c.to(torch.float64), a.to(torch.float64)
+            G[l] += torch.einsum("nko,nkq->oq", c, c)
+            A[l] += (a if w is None else a * w.to(torch.float64)[:, None]).T @ a
+        total += float(X[sl].shape[0] if w is None else w.sum())
+    orders = [_module_order(lin, off).to(X.device) for lin, off in zip(linears, offsets)]
+    return list(zip(G, A, orders)), total

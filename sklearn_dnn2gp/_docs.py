@@ -19,14 +19,20 @@ _NETWORK = """\
 """
 
 _INFERENCE = """\
-    posterior : {'auto', 'full', 'diag'}, default='auto'
+    posterior : {'auto', 'full', 'kron', 'diag'}, default='auto'
         Structure of the GGN, and under ``inference='vi'`` of the precision
-        of ``q``. ``'full'`` is exact; ``'diag'`` keeps the diagonal only (for
-        large networks). ``'auto'`` is ``'full'`` for the Laplace posterior
-        and ``'diag'`` for VI, whose full-covariance variant (VOGGN) solves a
-        P x P system at every step and suits small networks only. Diagonal VI
-        has no momentum and may need a smaller ``learning_rate_init`` and more
-        epochs on nonlinear networks.
+        of ``q``. ``'full'`` is exact: a P x P matrix (or N K x N K in
+        function space, when smaller), memory ~ 8 P^2 bytes a few times over
+        and time ~ P^3. ``'kron'`` (Laplace only) is K-FAC: per layer the
+        Kronecker product of a d_out x d_out and a (d_in + 1) x (d_in + 1)
+        factor, no correlations between layers, for MLPs of real size.
+        ``'diag'`` keeps the diagonal only. ``'auto'``: for Laplace, the full
+        posterior while it is expected to need at most a quarter of the
+        memory available and at most 30 s, else ``'kron'``; for VI
+        ``'diag'``, as full-covariance VI (VOGGN) factorises a P x P matrix at
+        every step and suits small networks only. Diagonal VI has no momentum
+        and may need a smaller ``learning_rate_init`` and more epochs on
+        nonlinear networks.
     inference : {'laplace', 'vi'}, default='laplace'
         ``'laplace'``: train to the MAP with ``solver``, then the Laplace-GGN
         posterior ``N(w*, (G + delta I)^-1)``. ``'vi'``: train with
@@ -111,17 +117,19 @@ _TRAINING = """\
 """
 
 _FITTED = """\
-    posterior_ : FullPosterior or DiagPosterior
+    posterior_ : FullPosterior, KronPosterior or DiagPosterior
         The Gaussian weight posterior ``N(mean, Sigma)`` over all ``P``
         parameters (in module order): the Laplace-GGN posterior, or VI's
         ``q``. It drives every uncertainty the estimator returns. A
-        ``FullPosterior`` (``posterior='full'``) holds one spectral
-        factorisation, in weight space (``space == 'weight'``, P x P) or
-        function space (``'function'``, from the SVD of the N K x P whitened
-        Jacobian), whichever is smaller; a ``DiagPosterior`` holds the
-        diagonal. Both offer, as float64 tensors: ``mean`` (P,),
-        ``prior_precision``, ``covariance()`` (P x P; dense, so only for
-        moderate P), ``precision()``, ``covariance_product(v)``
+        ``FullPosterior`` (``posterior='full'``) works in weight space
+        (``space == 'weight'``: a Cholesky factor of the P x P precision,
+        and its eigendecomposition once the evidence is asked at other
+        hyperparameters) or in function space (``'function'``: the SVD of
+        the N K x P whitened Jacobian), whichever is smaller; a
+        ``KronPosterior`` holds per-layer Kronecker factors; a
+        ``DiagPosterior`` the diagonal. All offer, as float64 tensors:
+        ``mean`` (P,), ``prior_precision``, ``covariance()`` (P x P; dense,
+        so only for moderate P), ``precision()``, ``covariance_product(v)``
         (``Sigma v`` without forming ``Sigma``), ``functional_variance(J)``
         (``J Sigma J^T`` for Jacobians of shape (n, K, P), e.g. from
         :meth:`features`), ``log_det_ratio()`` and

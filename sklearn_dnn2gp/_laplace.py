@@ -8,9 +8,9 @@ posterior structure. A structure is a class with a ``from_data`` constructor
 one class and one entry here.
 """
 
-from ._posterior import DiagPosterior, FullPosterior
+from ._posterior import DiagPosterior, FullPosterior, KronPosterior
 
-POSTERIORS = {"full": FullPosterior, "diag": DiagPosterior}
+POSTERIORS = {"full": FullPosterior, "diag": DiagPosterior, "kron": KronPosterior}
 
 
 def laplace(module, likelihood, X, y, weights, *, structure, prior_precision):

@@ -19,6 +19,8 @@ _BYTES = 8
 # multiply-add.
 _EIGH_SECONDS = 1.2e-10
 _GEMM_SECONDS = 5e-11
+# A Cholesky factorisation costs P^3 / 3 multiply-adds at near-GEMM speed.
+_CHOLESKY_SECONDS = _GEMM_SECONDS / 3
 # Warn when a step is expected to take longer than this.
 _SLOW_SECONDS = 60.0
 # Refuse when a step needs more than this fraction of the memory available now.
@@ -86,10 +88,24 @@ def full_posterior_cost(n_rows, n_params):
     if n_rows < n_params:  # function space: M (n x P), its SVD, an n x n Gram
         n_bytes = _BYTES * (3 * n_rows * n_params + 2 * n_rows**2)
         seconds = _GEMM_SECONDS * 4 * n_rows**2 * n_params + _EIGH_SECONDS * n_rows**3
-    else:  # weight space: the GGN, a batch term, its eigenvectors and workspace
+    else:  # weight space: the GGN, a batch term, the factor and a copy
         n_bytes = _BYTES * 4 * n_params**2
-        seconds = _GEMM_SECONDS * n_rows * n_params**2 + _EIGH_SECONDS * n_params**3
+        seconds = _GEMM_SECONDS * n_rows * n_params**2 + _CHOLESKY_SECONDS * n_params**3
     return n_bytes, seconds
+
+
+# posterior='auto' takes the full posterior while it needs at most this fraction
+# of the memory available and is expected to take at most this many seconds.
+_AUTO_MEMORY_FRACTION = 0.25
+_AUTO_SECONDS = 30.0
+
+
+def full_posterior_is_comfortable(n_rows, n_params, device):
+    """Whether ``posterior='auto'`` should take the exact full posterior."""
+    n_bytes, seconds = full_posterior_cost(n_rows, n_params)
+    available = available_memory(device)
+    fits = available is None or n_bytes <= _AUTO_MEMORY_FRACTION * available
+    return fits and seconds <= _AUTO_SECONDS
 
 
 def full_vi_step_cost(batch_rows, n_params):
@@ -101,8 +117,8 @@ def full_vi_step_cost(batch_rows, n_params):
 
 
 _POSTERIOR_ADVICE = (
-    "use posterior='diag' (memory and time linear in the number of parameters), a smaller "
-    "network (hidden_layer_sizes) or fewer training points"
+    "use posterior='kron' (K-FAC: per-layer factors) or 'diag' (linear in the number "
+    "of parameters), a smaller network (hidden_layer_sizes) or fewer training points"
 )
 
 

@@ -115,10 +115,10 @@ def one_megabyte(monkeypatch):
 
 def test_full_posteriors_that_cannot_fit_are_refused_before_training(one_megabyte):
     # VI's P x P precision, and the weight-space GGN (N > P: 300 rows, 286 weights).
-    for n, params in [(20, dict(inference="vi", posterior="full")), (300, dict())]:
+    for n, params in [(20, dict(inference="vi")), (300, dict())]:
         X, y = gap_data(n)
-        reg = DNN2GPRegressor(hidden_layer_sizes=(15, 15), **params)
-        with pytest.raises(MemoryError, match="posterior='diag'"):
+        reg = DNN2GPRegressor(hidden_layer_sizes=(15, 15), posterior="full", **params)
+        with pytest.raises(MemoryError, match="posterior='kron'"):
             reg.fit(X, y)
         assert not hasattr(reg, "module_")
 
@@ -137,8 +137,8 @@ def test_the_memory_of_the_views_is_checked_first(one_megabyte):
 
 def test_slow_factorisations_warn_with_an_estimate():
     device = torch.device("cpu")
-    with pytest.warns(UserWarning, match=r"posterior='diag'"):
-        _resources.check_full_posterior(20_000, 12_000, device)  # ~6 min of eigh alone
+    with pytest.warns(UserWarning, match=r"posterior='kron'"):
+        _resources.check_full_posterior(20_000, 12_000, device)  # ~2.5 min of GGN alone
     with pytest.warns(UserWarning, match="per epoch"):
         _resources.check_full_vi(1797, 256, 3_881, 1000, device)
     with warnings.catch_warnings():
