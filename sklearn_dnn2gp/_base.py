@@ -167,6 +167,7 @@ class BaseDNN2GP(BaseEstimator):
         "verbose": ["verbose"],
         "warm_start": ["boolean"],
         "n_threads": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"}), None],
+        "subset_of_weights": [StrOptions({"all", "last_layer"})],
     }
 
     # ----------------------------------------------------------------- fitting
@@ -210,8 +211,14 @@ class BaseDNN2GP(BaseEstimator):
                          n_params):
         """Train ``module``, then build the posterior and the evidence (see ``_fit``)."""
         n, n_outputs, device = X_t.shape[0], module[-1].out_features, X_t.device
-        self._posterior_structure = self._resolve_structure(module, n * n_outputs, n_params,
-                                                            device)
+        if self._fitted("subset_of_weights") == "last_layer":
+            if self.inference == "vi":
+                raise ValueError("subset_of_weights='last_layer' is available with "
+                                 "inference='laplace'; VI trains and keeps q over all weights.")
+            n_params = n_parameters(module[-1])
+        self._posterior_structure = self._resolve_structure(
+            module if self._fitted("subset_of_weights") == "all" else module[-1:],
+            n * n_outputs, n_params, device)
         if self._structure() == "full":
             # Before training: a fit that cannot finish should not start.
             check_full_posterior(n * n_outputs, n_params, device)
@@ -245,9 +252,10 @@ class BaseDNN2GP(BaseEstimator):
         # Laplace / GP view linearised there); under VI the posterior is q itself.
         self.likelihood_ = likelihood
         with phase(self.verbose, owner, f"curvature and {self._structure()} posterior"):
+            head = self._posterior_module()
             laplace_posterior, self._evidence = laplace(
-                module, likelihood, X_t, y_t, w_t, structure=self._structure(),
-                prior_precision=self.prior_precision_)
+                head, likelihood, self._posterior_inputs(X_t), y_t, w_t,
+                structure=self._structure(), prior_precision=self.prior_precision_)
         if variational is not None:
             # mu as the module holds it (rounded to its dtype), so that every view agrees.
             variational = variational.with_mean(flat_parameters(module).to(torch.float64))
@@ -302,12 +310,29 @@ class BaseDNN2GP(BaseEstimator):
         return _positive_float(prior_precision, "prior_precision")
 
     # -------------------------------------------------------- jacobian views
+    def _posterior_module(self):
+        """The part of the network the posterior is over: all of it, or its last
+        layer (``subset_of_weights='last_layer'``), a linear model on the features
+        the layers before it learned."""
+        if self._fitted("subset_of_weights") == "last_layer":
+            return self.module_[-1:]  # a Sequential of one Linear: analytic Jacobians, K-FAC
+        return self.module_
+
+    @torch.no_grad()
+    def _posterior_inputs(self, X_t):
+        """What :meth:`_posterior_module` sees for the network inputs ``X_t``."""
+        if self._fitted("subset_of_weights") == "last_layer":
+            return self.module_[:-1](X_t)
+        return X_t
+
     def _jacobian_chunks(self, X):
-        """Yield ``(f, J)`` for ``X`` in chunks, on the module's device."""
+        """Yield ``(f, J)`` for ``X`` in chunks, on the module's device: the network
+        outputs and their Jacobians with respect to the posterior's weights."""
         param = next(self.module_.parameters())
         X_t = to_tensor(X, param.dtype, param.device)
+        head = self._posterior_module()
         for sl in batches(X_t.shape[0], _CHUNK):
-            yield output_and_jacobian(self.module_, X_t[sl])
+            yield output_and_jacobian(head, self._posterior_inputs(X_t[sl]))
 
     def _latent(self, X):
         """Network outputs (n, K) and latent covariances ``J Sigma J^T`` (n, K, K)."""
@@ -462,7 +487,7 @@ class BaseDNN2GP(BaseEstimator):
 
     @property
     def _n_params(self):
-        return n_parameters(self.module_)
+        return n_parameters(self._posterior_module())
 
     def _check_jacobian_memory(self, n_bytes, what):
         device = next(self.module_.parameters()).device

@@ -33,6 +33,16 @@ _INFERENCE = """\
         every step and suits small networks only. Diagonal VI has no momentum
         and may need a smaller ``learning_rate_init`` and more epochs on
         nonlinear networks.
+    subset_of_weights : {'all', 'last_layer'}, default='all'
+        Which weights the Laplace posterior is over. ``'last_layer'``: the
+        output layer only, a Bayesian linear (or logistic / softmax) model on
+        the features the trained hidden layers compute, which stay fixed at
+        their MAP values; the mean is still the whole network. The
+        predictive, ``kernel`` and ``features`` are then those of the last
+        layer, and the evidence is that of the last layer given the features.
+        Cheap for any width, and for classification it is not as
+        underconfident as the all-weights posterior under one isotropic
+        prior. Laplace only.
     inference : {'laplace', 'vi'}, default='laplace'
         ``'laplace'``: train to the MAP with ``solver``, then the Laplace-GGN
         posterior ``N(w*, (G + delta I)^-1)``. ``'vi'``: train with

@@ -104,7 +104,8 @@ class DNN2GPRegressor(RegressorMixin, BaseDNN2GP):
                  mc_samples=1, precision_rate=None, initial_precision="auto", solver="lbfgs",
                  max_iter=5000, learning_rate_init=1e-2, batch_size="auto", tol=1e-5,
                  n_iter_no_change=10, random_state=None, device="auto", dtype="float64",
-                 verbose=0, callback=None, warm_start=False, n_threads="auto"):
+                 verbose=0, callback=None, warm_start=False, n_threads="auto",
+                 subset_of_weights="all"):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.prior_precision = prior_precision
@@ -128,6 +129,7 @@ class DNN2GPRegressor(RegressorMixin, BaseDNN2GP):
         self.callback = callback
         self.warm_start = warm_start
         self.n_threads = n_threads
+        self.subset_of_weights = subset_of_weights
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -188,8 +190,12 @@ class DNN2GPRegressor(RegressorMixin, BaseDNN2GP):
         """Log evidence at other hyperparameters, without retraining.
 
         The network, its Jacobians and the transformed targets stay those of
-        the fit; only ``delta`` and the noise change. The posterior's
-        eigendecomposition is reused, so each call costs O(P) (or O(N K)).
+        the fit; only ``delta`` and the noise change. With a full posterior
+        this is the GP evidence of the transformed targets (the linearised
+        model's weights re-fitted, exact for a linear model); the first call
+        at new values eigendecomposes the curvature once, and each call then
+        costs O(P) (or O(N K)). With ``'kron'`` and ``'diag'`` it is the
+        Laplace evidence at the trained weights, O(P) per call.
 
         Parameters
         ----------

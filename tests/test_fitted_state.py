@@ -39,6 +39,7 @@ _OTHER = {
     "callback": None,
     "warm_start": True,
     "n_threads": None,
+    "subset_of_weights": "last_layer",
 }
 
 
