@@ -16,7 +16,7 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-from ._curvature import is_mlp, output_and_jacobian
+from ._curvature import is_mlp, jacobian_batch_size, output_and_jacobian
 from ._gp import ntk, vi_iterate_gp
 from ._laplace import POSTERIORS, laplace
 from ._network import flat_parameters, make_mlp, n_parameters, set_flat_parameters
@@ -155,7 +155,7 @@ class BaseDNN2GP(BaseEstimator):
         "precision_rate": [Interval(Real, 0, 1, closed="right"), None],
         "initial_precision": [Interval(Real, 0, None, closed="left"), StrOptions({"auto"})],
         "callback": [callable, None],
-        "solver": [StrOptions({"adam", "lbfgs"})],
+        "solver": [StrOptions({"auto", "adam", "lbfgs"})],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
         "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
@@ -230,7 +230,7 @@ class BaseDNN2GP(BaseEstimator):
         if self.inference == "vi":
             method = f"{self.vi_method.upper()}, {self._structure()} covariance"
         else:
-            method = {"lbfgs": "L-BFGS", "adam": "Adam"}[self.solver]
+            method = {"lbfgs": "L-BFGS", "adam": "Adam"}[self._solver(n)]
         with phase(self.verbose, owner, f"training ({method}; {n_params:,} parameters, "
                                         f"{n:,} examples)"):
             if self.inference == "vi":
@@ -243,7 +243,7 @@ class BaseDNN2GP(BaseEstimator):
             else:
                 self.loss_curve_, self.n_iter_ = train_map(
                     module, likelihood, X_t, y_t, w_t, prior_precision=self.prior_precision,
-                    solver=self.solver, **training,
+                    solver=self._solver(n), **training,
                 )
         self.module_ = module.eval()
         for p in module.parameters():
@@ -265,6 +265,15 @@ class BaseDNN2GP(BaseEstimator):
             print(f"[{owner}] log marginal likelihood {self.log_marginal_likelihood_:.6g}",
                   flush=True)
         return self
+
+    def _solver(self, n_samples):
+        """``solver`` with 'auto' resolved: full-batch L-BFGS up to 4096 examples (exact
+        and deterministic, and it reaches the stationary point the Laplace and GP views
+        share), minibatch Adam beyond, where a full pass per iteration is too slow."""
+        solver = self._fitted("solver")
+        if solver == "auto":
+            return "lbfgs" if n_samples <= _AUTO_FULL_BATCH else "adam"
+        return solver
 
     def _structure(self):
         """The posterior structure the fit used (``posterior='auto'`` resolved)."""
@@ -331,7 +340,8 @@ class BaseDNN2GP(BaseEstimator):
         param = next(self.module_.parameters())
         X_t = to_tensor(X, param.dtype, param.device)
         head = self._posterior_module()
-        for sl in batches(X_t.shape[0], _CHUNK):
+        chunk = jacobian_batch_size(self._n_outputs, self._n_params, largest=_CHUNK)
+        for sl in batches(X_t.shape[0], chunk):
             yield output_and_jacobian(head, self._posterior_inputs(X_t[sl]))
 
     def _latent(self, X):

@@ -113,12 +113,27 @@ def output_and_jacobian(module, X):
     return f.detach(), J.detach()
 
 
-def whitened_jacobians(module, likelihood, X, weights=None, batch_size=512):
+# Elements of one batch's Jacobian (n x K x P): batches shrink as networks grow, so
+# that a wide network streams its Jacobians in ~128 MB pieces.
+_JACOBIAN_BUDGET = 2**24
+
+
+def jacobian_batch_size(n_outputs, n_params, largest=512):
+    """How many examples' Jacobians fit in one batch of the budget."""
+    return max(1, min(largest, _JACOBIAN_BUDGET // max(n_outputs * n_params, 1)))
+
+
+def whitened_jacobians(module, likelihood, X, weights=None, batch_size=None):
     """Yield ``(slice, f, J, M)`` per batch, with ``M_i = sqrt(w_i) R_i J_i``.
 
     ``R_i`` is the likelihood's square root of the noise precision, so that
-    ``M^T M`` is the (weighted) GGN of the batch.
+    ``M^T M`` is the (weighted) GGN of the batch. ``batch_size=None`` sizes the
+    batches to the network (:func:`jacobian_batch_size`).
     """
+    if batch_size is None:
+        with torch.no_grad():
+            n_outputs = module(X[:1]).shape[1]
+        batch_size = jacobian_batch_size(n_outputs, sum(p.numel() for p in module.parameters()))
     for sl in batches(X.shape[0], batch_size):
         f, J = output_and_jacobian(module, X[sl])
         M = likelihood.whiten(f, J)
@@ -127,7 +142,7 @@ def whitened_jacobians(module, likelihood, X, weights=None, batch_size=512):
         yield sl, f, J, M
 
 
-def ggn(module, likelihood, X, weights=None, structure="full", batch_size=512):
+def ggn(module, likelihood, X, weights=None, structure="full", batch_size=None):
     """The GGN ``sum_i w_i J_i^T Lambda_i J_i``: a P x P matrix or its diagonal.
 
     For a supported MLP with several outputs the Jacobians are never formed:

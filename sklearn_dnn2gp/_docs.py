@@ -72,9 +72,11 @@ _INFERENCE = """\
 """
 
 _TRAINING = """\
-    solver : {'lbfgs', 'adam'}, default='lbfgs'
+    solver : {'auto', 'lbfgs', 'adam'}, default='auto'
         Optimiser of the MAP objective. L-BFGS on the full batch reaches a
-        stationary point, which is where the Laplace and GP views coincide.
+        stationary point, which is where the Laplace and GP views coincide;
+        Adam takes minibatches of ``batch_size``. ``'auto'``: L-BFGS up to
+        4096 training examples, Adam beyond.
     max_iter : int, default=5000
         Iterations of L-BFGS, or epochs of Adam or of VI.
     learning_rate_init : float, default=1e-2
