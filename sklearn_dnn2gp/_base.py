@@ -19,7 +19,14 @@ from sklearn.utils.validation import (
 from ._curvature import is_mlp, jacobian_batch_size, output_and_jacobian
 from ._gp import ntk, vi_iterate_gp
 from ._laplace import POSTERIORS, laplace
-from ._network import flat_parameters, make_mlp, n_parameters, set_flat_parameters
+from ._network import (
+    flat_parameters,
+    make_mlp,
+    make_module,
+    n_parameters,
+    same_architecture,
+    set_flat_parameters,
+)
 from ._resources import (
     check_full_posterior,
     check_full_vi,
@@ -60,17 +67,6 @@ def _check_hidden_layer_sizes(sizes):
             f"linear model), got {sizes!r}."
         )
     return tuple(int(s) for s in sizes)
-
-
-def _same_network(old, new):
-    """Whether a fitted module has the architecture of a newly built one."""
-    if old is None or len(old) != len(new):
-        return False
-    return all(
-        type(a) is type(b) and getattr(a, "weight", torch.empty(0)).shape == getattr(
-            b, "weight", torch.empty(0)).shape
-        for a, b in zip(old, new)
-    )
 
 
 def _positive_float(value, name):
@@ -168,6 +164,7 @@ class BaseDNN2GP(BaseEstimator):
         "warm_start": ["boolean"],
         "n_threads": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"}), None],
         "subset_of_weights": [StrOptions({"all", "last_layer"})],
+        "module": [callable, None],
     }
 
     # ----------------------------------------------------------------- fitting
@@ -192,9 +189,17 @@ class BaseDNN2GP(BaseEstimator):
         else:
             batch_size = min(self.batch_size, n)
 
-        module = make_mlp(X.shape[1], hidden, n_outputs, self.activation, dtype=dtype,
-                          device=device, generator=generator)
-        if self.warm_start and _same_network(getattr(self, "module_", None), module):
+        if self.module is None:
+            module = make_mlp(X.shape[1], hidden, n_outputs, self.activation, dtype=dtype,
+                              device=device, generator=generator)
+        else:
+            seed = int(torch.randint(2**31 - 1, (1,), generator=generator))
+            module = make_module(self.module, X.shape[1], n_outputs, dtype=dtype,
+                                 device=device, seed=seed)
+        # Deterministic function of the weights: dropout off, batch norm frozen.
+        module.eval()
+        self._output_dim = n_outputs
+        if self.warm_start and same_architecture(getattr(self, "module_", None), module):
             # Start from the previous solution (e.g. a neighbouring prior_precision).
             set_flat_parameters(module, flat_parameters(self.module_).to(device, dtype))
         training = dict(max_iter=self.max_iter, learning_rate=self.learning_rate_init,
@@ -210,8 +215,12 @@ class BaseDNN2GP(BaseEstimator):
     def _train_and_build(self, module, likelihood, X_t, y_t, w_t, batch_size, training,
                          n_params):
         """Train ``module``, then build the posterior and the evidence (see ``_fit``)."""
-        n, n_outputs, device = X_t.shape[0], module[-1].out_features, X_t.device
+        n, n_outputs, device = X_t.shape[0], self._output_dim, X_t.device
         if self._fitted("subset_of_weights") == "last_layer":
+            if not (isinstance(module, torch.nn.Sequential)
+                    and isinstance(module[-1], torch.nn.Linear)):
+                raise ValueError("subset_of_weights='last_layer' needs a torch.nn.Sequential "
+                                 "whose last layer is a torch.nn.Linear.")
             if self.inference == "vi":
                 raise ValueError("subset_of_weights='last_layer' is available with "
                                  "inference='laplace'; VI trains and keeps q over all weights.")
@@ -493,7 +502,7 @@ class BaseDNN2GP(BaseEstimator):
 
     @property
     def _n_outputs(self):
-        return self.module_[-1].out_features
+        return self._output_dim
 
     @property
     def _n_params(self):

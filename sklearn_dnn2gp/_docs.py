@@ -13,6 +13,21 @@ _NETWORK = """\
         regression for the classifier.
     activation : {'tanh', 'relu', 'sigmoid', 'identity'}, default='tanh'
         Hidden-layer nonlinearity.
+    module : callable or None, default=None
+        A network to train instead of the MLP of ``hidden_layer_sizes`` and
+        ``activation``: a callable ``(n_features, n_outputs) ->
+        torch.nn.Module`` (a top-level function or a class, so that the
+        estimator clones and pickles), called at every ``fit``. The module
+        maps inputs of shape (n, n_features) to outputs of shape
+        (n, n_outputs), reshaping inside if it works on images. It is
+        initialised under ``random_state`` (torch's global random state is
+        saved and restored around the call) and kept in eval mode (no
+        dropout, frozen batch norm), so that the objective is a deterministic
+        function of the weights. Its Jacobians come from ``torch.func``
+        (``vmap(jacrev)``), analytically for ``Linear`` layers and elementwise
+        activations in a ``Sequential``; ``posterior='kron'`` needs such a
+        chain, and ``subset_of_weights='last_layer'`` a ``Sequential`` ending
+        in a ``Linear``.
     prior_precision : float, default=1.0
         Precision ``delta`` of the isotropic Gaussian prior on all weights and
         biases.

@@ -60,3 +60,29 @@ def set_flat_parameters(module, vector):
         for p in module.parameters():
             p.copy_(vector[offset:offset + p.numel()].view_as(p))
             offset += p.numel()
+
+
+def make_module(factory, n_inputs, n_outputs, *, dtype, device, seed):
+    """A user network from ``factory(n_inputs, n_outputs)``, initialised under ``seed``.
+
+    Modules initialise from torch's global generator; its state is saved and
+    restored around the call (``fork_rng``), so the initialisation follows
+    ``random_state`` while the caller's random stream is left as it was.
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        module = factory(n_inputs, n_outputs)
+    if not isinstance(module, nn.Module):
+        raise TypeError(
+            "module must be a callable (n_features, n_outputs) -> torch.nn.Module; it "
+            f"returned {type(module).__name__}."
+        )
+    return module.to(device=device, dtype=dtype)
+
+
+def same_architecture(old, new):
+    """Whether a fitted module has the parameter shapes of a newly built one."""
+    if old is None or type(old) is not type(new):
+        return False
+    old_shapes = [(name, p.shape) for name, p in old.named_parameters()]
+    return old_shapes == [(name, p.shape) for name, p in new.named_parameters()]

@@ -105,7 +105,8 @@ class DNN2GPRegressor(RegressorMixin, BaseDNN2GP):
                  max_iter=5000, learning_rate_init=1e-2, batch_size="auto", tol=1e-5,
                  n_iter_no_change=10, random_state=None, device="auto", dtype="float64",
                  verbose=0, callback=None, warm_start=False, n_threads="auto",
-                 subset_of_weights="all"):
+                 subset_of_weights="all",
+                 module=None):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.prior_precision = prior_precision
@@ -130,6 +131,7 @@ class DNN2GPRegressor(RegressorMixin, BaseDNN2GP):
         self.warm_start = warm_start
         self.n_threads = n_threads
         self.subset_of_weights = subset_of_weights
+        self.module = module
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -12,6 +12,10 @@ from ._helpers import gap_data
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
+def _other_network(n_features, n_outputs):
+    return torch.nn.Sequential(torch.nn.Linear(n_features, n_outputs))
+
+
 # A valid value other than the fitted one, for every parameter.
 _OTHER = {
     "hidden_layer_sizes": (7, 2),
@@ -40,6 +44,7 @@ _OTHER = {
     "warm_start": True,
     "n_threads": None,
     "subset_of_weights": "last_layer",
+    "module": _other_network,
 }
 
 
