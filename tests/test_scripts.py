@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_demo_prints_gap_uncertainty_and_evidence(tmp_path, capsys):
     pytest.importorskip("matplotlib")
     plot = tmp_path / "demo.png"
-    # The demo runs on one torch thread but must hand its caller's count back.
+    # The estimators pick their thread count per call but must hand the caller's back.
     previous = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
@@ -61,6 +61,14 @@ def test_examples_quick_runs(script, tmp_path):
     assert "MSE in the units of y" in out or "MSE in original quality units" in out
     assert "time taken:" in out
     assert figure.stat().st_size > 10_000
+
+
+@pytest.mark.slow
+def test_cnn_example_quick_run():
+    out = _run("examples/cnn_digits.py", "--quick")
+    assert "SmallCNN" in out and "probit" in out and "kernel: mean within a class" in out
+    accuracy = float(out.split("test accuracy ")[1].split(",")[0])
+    assert accuracy > 0.8
 
 
 def _sweep_module():
