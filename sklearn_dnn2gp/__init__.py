@@ -2,12 +2,15 @@
 
 from ._classifier import DNN2GPClassifier
 from ._regressor import DNN2GPRegressor
+from .kernels import NTKFeatures, NTKKernel
 from .model_selection import EvidenceSearchCV, evidence_scorer, maximize_evidence
 
 __all__ = [
     "DNN2GPClassifier",
     "DNN2GPRegressor",
     "EvidenceSearchCV",
+    "NTKFeatures",
+    "NTKKernel",
     "evidence_scorer",
     "maximize_evidence",
 ]
