@@ -3,14 +3,13 @@ identities of the GP view (Theorem 1) checked in float64 against independent
 computations."""
 
 import pickle
-import warnings
 
 import numpy as np
 import pytest
 import torch
 from sklearn.base import clone
 from sklearn.datasets import make_blobs
-from sklearn.exceptions import ConvergenceWarning, NotFittedError
+from sklearn.exceptions import NotFittedError
 from sklearn.gaussian_process import GaussianProcessRegressor
 from sklearn.gaussian_process.kernels import ConstantKernel, WhiteKernel
 from sklearn.linear_model import BayesianRidge, Ridge
@@ -29,11 +28,8 @@ from ._helpers import gap_data, make_stationary
 RTOL = 1e-6
 
 
-def _fit(estimator, X, y):
-    # The identities hold at any weights, so a short training budget is enough.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        return estimator.fit(X, y)
+# The identities hold at any weights, so a short training budget is enough.
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +37,7 @@ def regressor():
     X, y = gap_data(24)
     est = DNN2GPRegressor(hidden_layer_sizes=(4,), prior_precision=0.7, noise_std=0.3,
                           max_iter=40, random_state=0)
-    return _fit(est, X, y), X, y
+    return est.fit(X, y), X, y
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +45,7 @@ def multiclass():
     X, y = make_blobs(n_samples=24, centers=3, random_state=0)
     est = DNN2GPClassifier(hidden_layer_sizes=(4,), prior_precision=0.5, max_iter=40,
                            random_state=0)
-    return _fit(est, X, y), X, y
+    return est.fit(X, y), X, y
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +54,7 @@ def two_targets():
     Y = np.column_stack([y, np.cos(X[:, 0])])
     est = DNN2GPRegressor(hidden_layer_sizes=(3,), noise_std=[0.2, 0.4], max_iter=40,
                           random_state=0)
-    return _fit(est, X, Y), X, Y
+    return est.fit(X, Y), X, Y
 
 
 def _reference_jacobian(est, X):
