@@ -1,9 +1,12 @@
-"""What the two marginal-likelihood examples share: the summary table of a
-hyperparameter sweep (its panel is a :class:`~sklearn_dnn2gp.plotting.EvidenceDisplay`).
+"""What the examples share: the summary table of a hyperparameter sweep (for the
+two marginal-likelihood examples; its panel is a
+:class:`~sklearn_dnn2gp.plotting.EvidenceDisplay`), and getting and saving a figure.
 
-Not an example itself; ``marglik_synthetic.py`` and ``marglik_wine.py`` import
-it from this folder (a script's own folder is on ``sys.path`` when it runs).
+Not an example itself; the examples import it from this folder (a script's own
+folder is on ``sys.path`` when it runs).
 """
+
+from pathlib import Path
 
 import numpy as np
 
@@ -76,3 +79,15 @@ def pyplot():
         print("matplotlib is not installed; no figure.")
         return None
     return plt
+
+
+def save_figure(figure, path, dpi):
+    """Save ``figure`` as a PNG of 256 colours (a third of the size for the same
+    picture: the README shows them), close it and say where it is."""
+    import matplotlib.pyplot as plt
+    from PIL import Image  # matplotlib's own dependency
+
+    figure.savefig(path, dpi=dpi)
+    plt.close(figure)
+    Image.open(path).convert("RGB").quantize(256).save(path, optimize=True)
+    print(f"figure saved to {Path(path).resolve()}")

@@ -36,7 +36,7 @@ from sklearn_dnn2gp import DNN2GPRegressor
 from sklearn_dnn2gp.datasets import default_data_dir
 from sklearn_dnn2gp.plotting import EvidenceDisplay, PredictiveDisplay
 
-from _sweep import pyplot, summarise
+from _sweep import pyplot, save_figure, summarise
 
 DEFAULT_DATA = default_data_dir()
 # y is used as stored, so the MSEs are in its own units.
@@ -129,9 +129,7 @@ def plot(results, summary, grid, curves, data, path):
     ax_fit.set_title("dataset 0: mean +- 2 predictive std", fontsize=10)
     ax_fit.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=3,
                   fontsize=7, frameon=False)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    print(f"figure saved to {Path(path).resolve()}")
+    save_figure(fig, path, dpi=110)
 
 
 if __name__ == "__main__":

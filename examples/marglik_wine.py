@@ -36,7 +36,7 @@ from sklearn_dnn2gp import DNN2GPRegressor
 from sklearn_dnn2gp.datasets import default_data_dir, load_wine_split
 from sklearn_dnn2gp.plotting import EvidenceDisplay
 
-from _sweep import pyplot, summarise
+from _sweep import pyplot, save_figure, summarise
 
 DEFAULT_DATA = default_data_dir()
 # The fits see standardised targets; the tables convert their MSEs back.
@@ -91,9 +91,7 @@ def plot(results, grids, path):
     # One legend for all panels, under them: inside, it would cover points.
     fig.legend(handles=display.handles_, loc="outside lower center", ncol=len(display.handles_),
                fontsize=8, frameon=False)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    print(f"figure saved to {Path(path).resolve()}")
+    save_figure(fig, path, dpi=110)
 
 
 def main(argv=None):

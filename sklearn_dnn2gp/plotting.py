@@ -373,8 +373,7 @@ class KernelDisplay:
             self.order_, ordered, groups = _group_order(self.labels)
             K = K[np.ix_(self.order_, self.order_)]
         limit = np.abs(K).max() or 1.0
-        self.image_ = self.ax_.imshow(K, cmap=cmap, vmin=-limit, vmax=limit,
-                                      interpolation="nearest")
+        self.image_ = self.ax_.imshow(K, cmap=cmap, vmin=-limit, vmax=limit)
         if self.labels is not None:
             self.group_lines_ = _mark_groups(self.ax_, ordered, groups, "both")
         self.ax_.set(xlabel="examples", ylabel="examples")
@@ -489,7 +488,7 @@ class UncertaintyDisplay:
         self.column_labels = column_labels
         self.estimator_name = estimator_name
 
-    def plot(self, ax=None, *, cmap="Reds", mean_cmap="RdBu_r", colorbar=True):
+    def plot(self, ax=None, *, cmap="Reds", mean_cmap="RdBu_r", vmax=None, colorbar=True):
         """Draw one panel each for the mean (when given), epistemic and aleatoric parts.
 
         Parameters
@@ -500,6 +499,10 @@ class UncertaintyDisplay:
             For the variances, from zero up.
         mean_cmap : str or Colormap, default='RdBu_r'
             For the mean.
+        vmax : float, default=None
+            Top of the variances' colour scale (larger values get its top
+            colour); each panel's largest value when None. The paper uses
+            0.25 for classifiers, the largest aleatoric variance ``p (1 - p)``.
         colorbar : bool, default=True
 
         Returns
@@ -517,15 +520,16 @@ class UncertaintyDisplay:
         for axis, (title, values, colours) in zip(self.ax_, panels):
             values = np.asarray(values, dtype=float)
             low = 0.0 if title != "mean" else min(0.0, np.nanmin(values))
-            high = np.nanmax(values) or 1.0
+            high = (np.nanmax(values) if vmax is None or title == "mean" else vmax) or 1.0
             if self.grid is not None:
                 levels = MaxNLocator(12).tick_values(low, high)
-                image = axis.contourf(*self.grid, values, levels=levels, cmap=colours)
+                image = axis.contourf(*self.grid, values, levels=levels, cmap=colours,
+                                      extend="neither" if vmax is None else "max")
                 if self.X is not None:
                     X = np.asarray(self.X)
                     self.scatters_.append(axis.scatter(
                         X[:, 0], X[:, 1], c=self.labels, s=8, cmap="coolwarm",
-                        edgecolors="k", linewidths=0.3))
+                        edgecolors="k", linewidths=0.4))
                 axis.set(xlabel="$x_1$", ylabel="$x_2$")
             else:
                 image = self._heat_map(axis, values, low, high, colours)
@@ -533,7 +537,7 @@ class UncertaintyDisplay:
             self.images_.append(image)
             if colorbar:
                 self.colorbars_.append(self.figure_.colorbar(image, ax=axis))
-        if self.estimator_name:
+        if self.estimator_name and ax is None:  # a caller's figure keeps its own title
             self.figure_.suptitle(self.estimator_name, fontsize=10)
         return self
 
@@ -542,6 +546,7 @@ class UncertaintyDisplay:
         if self.labels is not None:
             order, ordered, groups = _group_order(self.labels)
             values = values[order]
+        # One block per cell: a smoothing filter would blend neighbouring classes.
         image = axis.imshow(values, aspect="auto", cmap=cmap, vmin=low, vmax=high,
                             interpolation="nearest")
         columns = self.column_labels
@@ -556,7 +561,7 @@ class UncertaintyDisplay:
     @classmethod
     def from_estimator(cls, estimator, X, y=None, *, kind="auto", target=None,
                        grid_resolution=100, eps=0.5, mean=True, ax=None, cmap="Reds",
-                       colorbar=True):
+                       vmax=None, colorbar=True):
         """Compute the two parts of the predictive variance and plot them.
 
         Parameters
@@ -581,7 +586,7 @@ class UncertaintyDisplay:
         mean : bool, default=True
             Also draw the predictive mean (class probabilities; for the sum
             over classes, the largest probability).
-        ax, cmap, colorbar
+        ax, cmap, vmax, colorbar
             As in :meth:`plot`.
 
         Returns
@@ -626,7 +631,7 @@ class UncertaintyDisplay:
         display = cls(epistemic, aleatoric, mean=average, grid=grid,
                       X=X if kind == "grid" else None, labels=y,
                       column_labels=classes, estimator_name=_name(estimator))
-        return display.plot(ax=ax, cmap=cmap, colorbar=colorbar)
+        return display.plot(ax=ax, cmap=cmap, vmax=vmax, colorbar=colorbar)
 
 
 def _mean_se(values):

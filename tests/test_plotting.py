@@ -158,6 +158,11 @@ def test_uncertainty_display_per_class(multiclass, regressor):
     np.testing.assert_allclose(images[1], epistemic[order])
     np.testing.assert_allclose(images[2], aleatoric[order])
     assert [t.get_text() for t in display.ax_[1].get_xticklabels()] == ["0", "1", "2"]
+    assert display.images_[1].get_clim() == (0.0, epistemic.max())
+    fig, axes = plt.subplots(1, 3)
+    capped = display.plot(ax=axes, vmax=0.25)
+    assert [image.get_clim()[1] for image in capped.images_[1:]] == [0.25, 0.25]
+    assert capped.ax_[0] is axes[0]
 
     reg, X, _ = regressor
     display = UncertaintyDisplay.from_estimator(reg, X, kind="per_class", mean=False)
