@@ -1,9 +1,12 @@
-"""What the two marginal-likelihood examples share: the summary table of a
-hyperparameter sweep and its figure panel.
+"""What the examples share: the summary table of a hyperparameter sweep (for the
+two marginal-likelihood examples; its panel is a
+:class:`~sklearn_dnn2gp.plotting.EvidenceDisplay`), and getting and saving a figure.
 
-Not an example itself; ``marglik_synthetic.py`` and ``marglik_wine.py`` import
-it from this folder (a script's own folder is on ``sys.path`` when it runs).
+Not an example itself; the examples import it from this folder (a script's own
+folder is on ``sys.path`` when it runs).
 """
+
+from pathlib import Path
 
 import numpy as np
 
@@ -15,7 +18,7 @@ def mean_se(values, axis=0):
 
 
 def summarise(name, grid, results, groups, units):
-    """Print the table of one sweep and return what its panel needs.
+    """Print the table of one sweep and return its summary.
 
     Parameters
     ----------
@@ -78,42 +81,13 @@ def pyplot():
     return plt
 
 
-def plot_sweep(ax, grid, summary, xlabel, mse_label, scale="log"):
-    """Train and test MSE (left axis) and evidence (right axis) against ``grid``.
+def save_figure(figure, path, dpi):
+    """Save ``figure`` as a PNG of 256 colours (a third of the size for the same
+    picture: the README shows them), close it and say where it is."""
+    import matplotlib.pyplot as plt
+    from PIL import Image  # matplotlib's own dependency
 
-    ``scale`` is 'log', 'log2' (ticks at the grid values, as integers: for
-    widths, where the default log ticks of a short range crowd together) or
-    'linear'. Return the legend handles; the legend is left to the caller
-    (:func:`legend_below`), since inside the axes it covers points whatever
-    corner it takes.
-    """
-    grid = np.asarray(grid, dtype=float)
-    handles = []
-    for key, label, color in (("train", "train MSE", "C0"), ("test", "test MSE", "C1")):
-        m, s = summary[key]
-        handles.append(ax.errorbar(grid, m, s, color=color, label=label, marker="o", ms=3,
-                                   capsize=2))
-    if scale == "log2":
-        ax.set_xscale("log", base=2)
-        ax.set_xticks(grid, [f"{v:g}" for v in grid])
-        ax.minorticks_off()
-    elif scale == "log":
-        ax.set_xscale("log")
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(mse_label)
-    twin = ax.twinx()
-    m, s = summary["lml"]
-    handles.append(twin.errorbar(grid, m, s, color="C2", label="train log marginal likelihood",
-                                 marker="s", ms=3, capsize=2))
-    twin.set_ylabel("train log marginal likelihood")
-    handles.append(ax.axvline(grid[summary["by_evidence"]], color="C2", ls="--", lw=1,
-                              label="highest evidence"))
-    handles.append(ax.axvline(grid[summary["by_test"]], color="C1", ls=":", lw=1.5,
-                              label="lowest test MSE"))
-    return handles
-
-
-def legend_below(ax, handles, ncol=3):
-    """A legend under ``ax``, outside the data (constrained layout makes room)."""
-    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=ncol,
-              fontsize=7, frameon=False)
+    figure.savefig(path, dpi=dpi)
+    plt.close(figure)
+    Image.open(path).convert("RGB").quantize(256).save(path, optimize=True)
+    print(f"figure saved to {Path(path).resolve()}")

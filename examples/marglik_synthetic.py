@@ -34,8 +34,9 @@ from sklearn.exceptions import ConvergenceWarning
 
 from sklearn_dnn2gp import DNN2GPRegressor
 from sklearn_dnn2gp.datasets import default_data_dir
+from sklearn_dnn2gp.plotting import EvidenceDisplay, PredictiveDisplay
 
-from _sweep import legend_below, plot_sweep, pyplot, summarise
+from _sweep import pyplot, save_figure, summarise
 
 DEFAULT_DATA = default_data_dir()
 # y is used as stored, so the MSEs are in its own units.
@@ -98,33 +99,37 @@ def main(argv=None):
     curves = {i: out[3] for (i, d), out in zip(tasks, outputs) if d == 0}
 
     summary = summarise("delta", grid, results, "datasets", UNITS)
-    plot(summary, grid, curves, data, args.output)
+    plot(results, summary, grid, curves, data, args.output)
     print(f"time taken: {time.perf_counter() - start:.0f} s")
 
 
-def plot(summary, grid, curves, data, path):
+def plot(results, summary, grid, curves, data, path):
     plt = pyplot()
     if plt is None:
         return
     fig, (ax, ax_fit) = plt.subplots(1, 2, figsize=(10, 4.2), layout="constrained")
-    legend_below(ax, plot_sweep(ax, grid, summary, "prior precision $\\delta$",
-                                "MSE (units of y, squared)"))
+    display = EvidenceDisplay(grid, results[..., 0], train_error=results[..., 1],
+                              test_error=results[..., 2], param_name="prior precision $\\delta$",
+                              error_name="MSE").plot(ax=ax)
+    display.error_ax_.set_ylabel("MSE (units of y, squared)")
     ax.set_title("2-20-1 tanh, $\\sigma$ = 1", fontsize=10)
 
-    ax_fit.scatter(data["x_train"][0], data["y_train"][0], s=6, color="k", label="train")
-    ax_fit.plot(data["x_grid"], data["f_grid"], "k--", lw=1, label="sin x")
     # The smallest delta, the evidence's choice and the largest: over-, well and under-fit.
+    handles = []
     for i, color in ((0, "C3"), (summary["by_evidence"], "C2"), (len(grid) - 1, "C0")):
         mean, std = curves[i]
-        ax_fit.plot(data["x_grid"], mean, color=color, label=f"$\\delta$ = {grid[i]:.3g}")
-        ax_fit.fill_between(data["x_grid"], mean - 2 * std, mean + 2 * std, color=color,
-                            alpha=0.12)
-    ax_fit.set(xlabel="x", ylabel="y", ylim=(-4, 4))
+        display = PredictiveDisplay(data["x_grid"], mean, std).plot(
+            ax=ax_fit, name=f"$\\delta$ = {grid[i]:.3g}", color=color, legend=False)
+        display.band_.set_alpha(0.12)
+        handles.append(display.line_)
+    handles.append(ax_fit.scatter(data["x_train"][0], data["y_train"][0], s=6, color="k",
+                                  label="train"))
+    handles += ax_fit.plot(data["x_grid"], data["f_grid"], "k--", lw=1, label="sin x")
+    ax_fit.set(ylim=(-4, 4))
     ax_fit.set_title("dataset 0: mean +- 2 predictive std", fontsize=10)
-    legend_below(ax_fit, ax_fit.get_legend_handles_labels()[0], ncol=5)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    print(f"figure saved to {Path(path).resolve()}")
+    ax_fit.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=3,
+                  fontsize=7, frameon=False)
+    save_figure(fig, path, dpi=110)
 
 
 if __name__ == "__main__":

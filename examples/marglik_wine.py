@@ -34,8 +34,9 @@ from sklearn.exceptions import ConvergenceWarning
 
 from sklearn_dnn2gp import DNN2GPRegressor
 from sklearn_dnn2gp.datasets import default_data_dir, load_wine_split
+from sklearn_dnn2gp.plotting import EvidenceDisplay
 
-from _sweep import plot_sweep, pyplot, summarise
+from _sweep import pyplot, save_figure, summarise
 
 DEFAULT_DATA = default_data_dir()
 # The fits see standardised targets; the tables convert their MSEs back.
@@ -70,27 +71,27 @@ def fit_one(data_dir, split, parameter, value, fixed, max_iter):
     return reg.log_marginal_likelihood_, train_mse, test_mse
 
 
-def plot(summaries, grids, path):
+def plot(results, grids, path):
     plt = pyplot()
     if plt is None:
         return
-    fig, axes = plt.subplots(1, len(summaries), figsize=(4.2 * len(summaries), 3.8),
+    fig, axes = plt.subplots(1, len(results), figsize=(4.2 * len(results), 3.8),
                              squeeze=False, layout="constrained")
     xlabels = {"delta": "prior precision $\\delta$", "sigma": "noise std $\\sigma$",
                "width": "hidden units $h$"}
     titles = {"delta": "11-20-20-1, $\\sigma$ = 0.64", "sigma": "11-20-20-1, $\\delta$ = 30",
               "width": "11-$h$-1, $\\sigma$ = 0.64, $\\delta$ = 3"}
     scales = {"delta": "log", "sigma": "linear", "width": "log2"}
-    for ax, (name, summary) in zip(axes[0], summaries.items()):
-        handles = plot_sweep(ax, grids[name], summary, xlabels[name],
-                             "MSE (quality points$^2$)", scales[name])
+    for ax, (name, values) in zip(axes[0], results.items()):
+        display = EvidenceDisplay(grids[name], values[..., 0], train_error=values[..., 1],
+                                  test_error=values[..., 2], param_name=xlabels[name],
+                                  error_name="MSE (quality points$^2$)")
+        display.plot(ax=ax, xscale=scales[name], legend=False)
         ax.set_title(titles[name], fontsize=10)
     # One legend for all panels, under them: inside, it would cover points.
-    fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), fontsize=8,
-               frameon=False)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    print(f"figure saved to {Path(path).resolve()}")
+    fig.legend(handles=display.handles_, loc="outside lower center", ncol=len(display.handles_),
+               fontsize=8, frameon=False)
+    save_figure(fig, path, dpi=110)
 
 
 def main(argv=None):
@@ -121,12 +122,12 @@ def main(argv=None):
         for name, i, split in tasks)
     print(f"{len(tasks)} fits in {time.perf_counter() - start:.0f} s "
           f"({args.n_jobs} jobs, max_iter={max_iter})")
-    summaries = {}
+    results = {}
     for name in args.sweeps:
-        results = np.array([out for (n, _, _), out in zip(tasks, outputs) if n == name])
-        results = results.reshape(len(grids[name]), n_splits, 3)
-        summaries[name] = summarise(name, grids[name], results, "splits", UNITS)
-    plot(summaries, grids, args.output)
+        values = np.array([out for (n, _, _), out in zip(tasks, outputs) if n == name])
+        results[name] = values.reshape(len(grids[name]), n_splits, 3)
+        summarise(name, grids[name], results[name], "splits", UNITS)
+    plot(results, grids, args.output)
     print(f"time taken: {time.perf_counter() - start:.0f} s")
 
 

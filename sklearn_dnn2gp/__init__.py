@@ -2,12 +2,20 @@
 
 from ._classifier import DNN2GPClassifier
 from ._regressor import DNN2GPRegressor
+from .kernels import NTKFeatures, NTKKernel
 from .model_selection import EvidenceSearchCV, evidence_scorer, maximize_evidence
+from .plotting import EvidenceDisplay, KernelDisplay, PredictiveDisplay, UncertaintyDisplay
 
 __all__ = [
     "DNN2GPClassifier",
     "DNN2GPRegressor",
+    "EvidenceDisplay",
     "EvidenceSearchCV",
+    "KernelDisplay",
+    "NTKFeatures",
+    "NTKKernel",
+    "PredictiveDisplay",
+    "UncertaintyDisplay",
     "evidence_scorer",
     "maximize_evidence",
 ]

@@ -19,6 +19,7 @@ from sklearn.utils.validation import (
 from ._curvature import is_mlp, jacobian_batch_size, output_and_jacobian
 from ._gp import ntk, vi_iterate_gp
 from ._laplace import POSTERIORS, laplace
+from ._likelihoods import Categorical
 from ._network import (
     flat_parameters,
     make_mlp,
@@ -135,6 +136,19 @@ def finite_evidence(value, **hyperparameters):
             "these hyperparameters are too extreme for this network."
         )
     return value
+
+
+def _solve_precision(likelihood, f, residual):
+    """``Lambda^+ r`` for each example, (n, K), with ``r`` in the range of ``Lambda``."""
+    precision = likelihood.precision(f)
+    if not isinstance(likelihood, Categorical):
+        return torch.linalg.solve(precision, residual)
+    # diag(p) - p p^T is singular along 1, where r = p - onehot(y) has no component, and a
+    # pseudo-inverse cannot tell that null direction from those of small p in float64.
+    # diag(1/p) r solves Lambda x = r exactly; less its mean it is the solution orthogonal
+    # to 1, Lambda^+ r.
+    x = residual / torch.softmax(f, dim=1)
+    return x - x.mean(dim=1, keepdim=True)
 
 
 class BaseDNN2GP(BaseEstimator):
@@ -427,6 +441,51 @@ class BaseDNN2GP(BaseEstimator):
         JX = self._jacobian(X)
         JY = JX if Y is None else self._jacobian(Y)
         return to_numpy(ntk(JX, JY, mode))
+
+    @scoped_threads
+    def transformed_targets(self, X, y):
+        """The targets ``y~ = J(x) w* - Lambda(x)^+ r(x, y)`` of the GP view (Theorem 1).
+
+        With the trained weights ``w*``, the linear model ``y~_i = J_i w +
+        eps_i``, ``eps_i ~ N(0, Lambda_i^-1)``, ``w ~ N(0, I / prior_precision)``
+        has the Laplace-GGN posterior of the fit; a GP with kernel
+        ``J(x) J(x')^T / prior_precision`` (see
+        :class:`~sklearn_dnn2gp.kernels.NTKKernel`) on these targets gives its
+        predictive. For a regressor ``y~ = y + J w* - f_{w*}(x)`` with noise
+        variance ``noise_std_**2``; for two classes ``y~ = J w* - (p - y) / (p (1 - p))``
+        with noise variance ``1 / (p (1 - p))``, ``p`` the network's probability.
+        With more classes the softmax ``Lambda`` is singular along the all-ones
+        direction, which the likelihood ignores; ``Lambda^+`` is its
+        pseudo-inverse, so ``y~ - J w*`` sums to zero over the classes.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_targets)
+            Targets or class labels, as passed to ``fit``.
+
+        Returns
+        -------
+        y_tilde : ndarray of shape (n_samples,) or (n_samples, n_outputs)
+            One column per network output; 1-D for a regressor fitted on 1-D
+            ``y`` and for a binary classifier (one logit).
+        """
+        check_is_fitted(self)
+        X = self._validate_X(X)
+        check_consistent_length(X, y)
+        param = next(self.module_.parameters())
+        targets = self._known_targets(y, param.device)
+        # The posterior's weights: all of them, or the last layer's.
+        mean = flat_parameters(self._posterior_module()).to(torch.float64)
+        chunks, start = [], 0
+        for f, J in self._jacobian_chunks(X):
+            f, J = f.to(torch.float64), J.to(torch.float64)
+            residual = self.likelihood_.residual(f, targets[start:start + len(f)])
+            start += len(f)
+            chunks.append(J @ mean - _solve_precision(self.likelihood_, f, residual))
+        y_tilde = to_numpy(torch.cat(chunks))
+        # 1-D like the targets of a single-output fit (a regressor remembers 2-D y).
+        return y_tilde[:, 0] if getattr(self, "_y_is_1d", y_tilde.shape[1] == 1) else y_tilde
 
     @scoped_threads
     def iterate_gp(self, X, y, state=None, sample_weight=None):

@@ -71,19 +71,72 @@ def test_cnn_example_quick_run():
     assert accuracy > 0.8
 
 
-def _sweep_module():
-    # The examples' helper is not part of the package; load it from its file.
-    spec = importlib.util.spec_from_file_location("_sweep", ROOT / "examples" / "_sweep.py")
+def _example(name):
+    # The examples are scripts, not part of the package: load one from its file.
+    spec = importlib.util.spec_from_file_location(name, ROOT / "examples" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
-def test_sweep_table_and_panel(capsys):
-    """The examples' table marks the right rows and the width axis gets one
-    readable tick per grid value (log ticks of a short range overlapped)."""
-    plt = pytest.importorskip("matplotlib.pyplot")
-    sweep = _sweep_module()
+def _quick_run(name, tmp_path, capsys, monkeypatch):
+    """Run an example's ``--quick`` setting in this process; its output and figure."""
+    pytest.importorskip("matplotlib")
+    # As when run as a script: its own folder (with the shared _sweep.py) on the path.
+    monkeypatch.syspath_prepend(str(ROOT / "examples"))
+    figure = tmp_path / f"{name}.png"
+    _example(name).main(["--quick", "--output", str(figure)])
+    out = capsys.readouterr().out
+    assert f"figure saved to {figure.resolve()}" in out and "time taken:" in out
+    assert figure.stat().st_size > 10_000
+    return out
+
+
+def _numbers(line):
+    return [float(word) for word in line.replace(",", " ").split() if _is_number(word)]
+
+
+def _is_number(word):
+    try:
+        float(word)
+    except ValueError:
+        return False
+    return True
+
+
+@pytest.mark.slow
+def test_toy_classification_gp_view_quick(tmp_path, capsys, monkeypatch):
+    out = _quick_run("toy_classification_gp_view", tmp_path, capsys, monkeypatch)
+    line = next(x for x in out.splitlines() if x.startswith("GP view on a"))
+    # Theorem 1: the GP's std is the logit's posterior std, to round-off.
+    assert _numbers(line.split("std")[-1])[-1] < 1e-6
+    assert "kernel J J^T / delta: mean" in out
+
+
+@pytest.mark.slow
+def test_snelson_in_between_quick(tmp_path, capsys, monkeypatch):
+    if not (default_data_dir() / "snelson_train_inputs.txt").exists():
+        pytest.skip(f"Snelson data not found under {default_data_dir()}")
+    out = _quick_run("snelson_in_between", tmp_path, capsys, monkeypatch)
+    rows = {line[:20].strip(): _numbers(line[20:]) for line in out.splitlines()
+            if line.startswith(("DNN2GP-", "MC diagonal", "GP-RBF")) and "(" not in line}
+    assert set(rows) == {"DNN2GP-Laplace", "DNN2GP-VI", "MC diagonal Laplace", "GP-RBF"}
+    gap, data = rows["DNN2GP-Laplace"][:2]
+    assert gap > data
+
+
+@pytest.mark.slow
+def test_digits_kernel_quick(tmp_path, capsys, monkeypatch):
+    out = _quick_run("digits_kernel", tmp_path, capsys, monkeypatch)
+    rows = [line for line in out.splitlines() if line[:5].strip().isdigit() and "|" in line]
+    assert [int(row.split("|")[0]) for row in rows] == list(range(10))
+    assert "The 0/1 network calls" in out and "within / across" in out
+
+
+def test_sweep_table(capsys):
+    """The examples' table marks the right rows (the panel is an EvidenceDisplay,
+    tested with the plotting module)."""
+    sweep = _example("_sweep")
     grid = [1, 2, 4, 8, 16]
     rng = np.random.RandomState(0)
     results = rng.uniform(0.3, 0.5, size=(len(grid), 3, 3))
@@ -94,10 +147,4 @@ def test_sweep_table_and_panel(capsys):
     assert "MSE in units of y, squared" in lines
     rows = {int(line.split()[0]): line for line in lines if line[:10].strip().isdigit()}
     assert rows[2].endswith("<- evidence") and rows[8].endswith("<- test")
-
-    fig, ax = plt.subplots(layout="constrained")
-    handles = sweep.plot_sweep(ax, grid, summary, "hidden units", "MSE", scale="log2")
-    fig.canvas.draw()
-    assert [label.get_text() for label in ax.get_xticklabels()] == ["1", "2", "4", "8", "16"]
-    assert len(handles) == 5
-    plt.close(fig)
+    assert (summary["by_evidence"], summary["by_test"]) == (1, 3)
