@@ -1,6 +1,7 @@
 """Small helpers: random state, device and dtype resolution, tensor conversion,
 scoped thread limits."""
 
+import copy
 import math
 import os
 import threading
@@ -8,6 +9,7 @@ from contextlib import contextmanager
 
 import numpy as np
 import torch
+from sklearn.base import BaseEstimator
 from sklearn.utils import check_random_state
 
 _DTYPES = {"float64": torch.float64, "float32": torch.float32}
@@ -125,3 +127,28 @@ def torch_threads(n_threads):
             _THREADS_DEPTH -= 1
             if _THREADS_DEPTH == 0 and torch.get_num_threads() != _THREADS_SAVED:
                 torch.set_num_threads(_THREADS_SAVED)
+
+
+def to_cpu(value, memo):
+    """``value`` with every tensor and module inside it on the CPU; shared objects stay
+    shared (``memo`` maps ids to their copies). Only containers and this package's own
+    objects are entered; a value already on the CPU is returned as it is."""
+    key = id(value)
+    if key in memo:
+        return memo[key]
+    if isinstance(value, torch.Tensor):
+        memo[key] = value.cpu()
+    elif isinstance(value, torch.nn.Module):
+        on_cpu = all(not t.is_cuda for t in value.state_dict().values())
+        memo[key] = value if on_cpu else copy.deepcopy(value).cpu()
+    elif isinstance(value, dict):
+        memo[key] = {k: to_cpu(v, memo) for k, v in value.items()}
+    elif isinstance(value, list) or type(value) is tuple:
+        memo[key] = type(value)(to_cpu(v, memo) for v in value)
+    elif type(value).__module__.startswith(__name__.rpartition(".")[0] + ".") and hasattr(
+            value, "__dict__") and not isinstance(value, BaseEstimator):
+        copied = memo[key] = copy.copy(value)
+        copied.__dict__.update({k: to_cpu(v, memo) for k, v in vars(value).items()})
+    else:
+        memo[key] = value
+    return memo[key]

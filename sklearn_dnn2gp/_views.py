@@ -1,0 +1,291 @@
+"""The Jacobian views every fitted estimator offers: features, the NTK kernel, the
+transformed targets of Theorem 1 and the GP of Theorem 2 at a VI iterate, and the
+chunked Jacobians and latent covariances behind the predictive methods."""
+
+import copy
+import functools
+
+import numpy as np
+import torch
+from sklearn.utils.validation import (
+    _check_sample_weight,
+    check_consistent_length,
+    check_is_fitted,
+)
+
+from ._curvature import jacobian_batch_size, output_and_jacobian
+from ._gp import ntk, vi_iterate_gp
+from ._likelihoods import Categorical
+from ._network import (
+    flat_parameters,
+    n_parameters,
+    set_flat_parameters,
+)
+from ._resources import (
+    check_memory,
+    jacobian_bytes,
+)
+from ._utils import (
+    batches,
+    choose_threads,
+    to_numpy,
+    to_tensor,
+    torch_threads,
+)
+
+# Examples per chunk of the prediction methods (fewer for wide networks).
+_CHUNK = 1000
+
+
+def scoped_threads(method):
+    """Run a fitted estimator's method with the intra-op thread count its
+    ``n_threads`` chooses for ``len(X)`` points, restoring the caller's after."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        work = 0
+        if hasattr(self, "module_"):
+            first = args[0] if args else None
+            shape = getattr(first, "shape", None)  # () for numpy scalars
+            n = shape[0] if shape else len(first) if isinstance(first, (list, tuple)) else 1
+            work = max(n, 1) * self._n_outputs * self._n_params
+        with torch_threads(choose_threads(self.n_threads, work)):
+            return method(self, *args, **kwargs)
+
+    return wrapper
+
+
+def _solve_precision(likelihood, f, residual):
+    """``Lambda^+ r`` for each example, (n, K), with ``r`` in the range of ``Lambda``."""
+    precision = likelihood.precision(f)
+    if not isinstance(likelihood, Categorical):
+        return torch.linalg.solve(precision, residual)
+    # diag(p) - p p^T is singular along 1, where r = p - onehot(y) has no component, and a
+    # pseudo-inverse cannot tell that null direction from those of small p in float64.
+    # diag(1/p) r solves Lambda x = r exactly; less its mean it is the solution orthogonal
+    # to 1, Lambda^+ r.
+    x = residual / torch.softmax(f, dim=1)
+    return x - x.mean(dim=1, keepdim=True)
+
+
+class GPViewMixin:
+    """Methods that read a fitted network through its Jacobians; mixed into
+    :class:`~sklearn_dnn2gp._base.BaseDNN2GP`."""
+
+    # -------------------------------------------------------- jacobian views
+    def _posterior_module(self):
+        """The part of the network the posterior is over: all of it, or its last
+        layer (``subset_of_weights='last_layer'``), a linear model on the features
+        the layers before it learned."""
+        if self._fitted("subset_of_weights") == "last_layer":
+            return self.module_[-1:]  # a Sequential of one Linear: analytic Jacobians, K-FAC
+        return self.module_
+
+    @torch.no_grad()
+    def _posterior_inputs(self, X_t):
+        """What :meth:`_posterior_module` sees for the network inputs ``X_t``."""
+        if self._fitted("subset_of_weights") == "last_layer":
+            return self.module_[:-1](X_t)
+        return X_t
+
+    def _jacobian_chunks(self, X):
+        """Yield ``(f, J)`` for ``X`` in chunks, on the module's device: the network
+        outputs and their Jacobians with respect to the posterior's weights."""
+        param = next(self.module_.parameters())
+        X_t = to_tensor(X, param.dtype, param.device)
+        head = self._posterior_module()
+        chunk = jacobian_batch_size(self._n_outputs, self._n_params, largest=_CHUNK)
+        for sl in batches(X_t.shape[0], chunk):
+            yield output_and_jacobian(head, self._posterior_inputs(X_t[sl]))
+
+    def _latent(self, X):
+        """Network outputs (n, K) and latent covariances ``J Sigma J^T`` (n, K, K)."""
+        outputs, variances = [], []
+        for f, J in self._jacobian_chunks(X):
+            outputs.append(f.to(torch.float64))
+            variances.append(self.posterior_.functional_variance(J))
+        return torch.cat(outputs), torch.cat(variances)
+
+    def _forward(self, X):
+        """Network outputs for ``X`` (n, K) as float64 numpy, in chunks."""
+        param = next(self.module_.parameters())
+        X_t = to_tensor(X, param.dtype, param.device)
+        with torch.no_grad():
+            out = [self.module_(X_t[sl]) for sl in batches(X_t.shape[0], 4096)]
+        return to_numpy(torch.cat(out).to(torch.float64))
+
+    def _jacobian(self, X):
+        return torch.cat([J for _, J in self._jacobian_chunks(X)])
+
+    @scoped_threads
+    def features(self, X):
+        """The DNN2GP feature map ``phi(x) = J(x)^T`` at the trained weights.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        features : ndarray of shape (n_samples, n_outputs, n_parameters)
+            Per-example Jacobians of the network outputs with respect to all
+            parameters (in module order).
+        """
+        check_is_fitted(self)
+        X = self._validate_X(X)
+        self._check_jacobian_memory(jacobian_bytes(len(X), self._n_outputs, self._n_params),
+                                    f"features of {len(X):,} points")
+        return to_numpy(self._jacobian(X))
+
+    @scoped_threads
+    def kernel(self, X, Y=None, mode="trace"):
+        """The neural tangent kernel ``J(x) J(x')^T`` of the trained network.
+
+        The DNN2GP prior covariance is this kernel divided by
+        ``prior_precision``; it is returned without that factor.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples_X, n_features)
+        Y : array-like of shape (n_samples_Y, n_features), default=None
+            Defaults to ``X``.
+        mode : {'trace', 'full', 'sum'}, default='trace'
+            ``'trace'``: ``tr(J(x_i) J(y_j)^T)``, the sum of the per-output
+            kernels, shape (n_samples_X, n_samples_Y). ``'full'``: all
+            ``K x K`` blocks, shape (n_samples_X * K, n_samples_Y * K), rows
+            ordered example-major. ``'sum'``: the sum of every block's entries.
+
+        Returns
+        -------
+        K : ndarray
+        """
+        check_is_fitted(self)
+        if mode not in ("trace", "full", "sum"):
+            raise ValueError(f"mode must be 'trace', 'full' or 'sum', got {mode!r}.")
+        X = self._validate_X(X)
+        Y = None if Y is None else self._validate_X(Y)
+        n, m, k = len(X), len(X) if Y is None else len(Y), self._n_outputs
+        blocks = k * k if mode == "full" else 1
+        jacobians = jacobian_bytes(n + (0 if Y is None else m), k, self._n_params)
+        self._check_jacobian_memory(jacobians + 8 * n * m * blocks,
+                                    f"kernel(mode={mode!r}) on {n:,} x {m:,} points")
+        JX = self._jacobian(X)
+        JY = JX if Y is None else self._jacobian(Y)
+        return to_numpy(ntk(JX, JY, mode))
+
+    @scoped_threads
+    def transformed_targets(self, X, y):
+        """The targets ``y~ = J(x) w* - Lambda(x)^+ r(x, y)`` of the GP view (Theorem 1).
+
+        With the trained weights ``w*``, the linear model ``y~_i = J_i w +
+        eps_i``, ``eps_i ~ N(0, Lambda_i^-1)``, ``w ~ N(0, I / prior_precision)``
+        has the Laplace-GGN posterior of the fit; a GP with kernel
+        ``J(x) J(x')^T / prior_precision`` (see
+        :class:`~sklearn_dnn2gp.kernels.NTKKernel`) on these targets gives its
+        predictive. For a regressor ``y~ = y + J w* - f_{w*}(x)`` with noise
+        variance ``noise_std_**2``; for two classes ``y~ = J w* - (p - y) / (p (1 - p))``
+        with noise variance ``1 / (p (1 - p))``, ``p`` the network's probability.
+        With more classes the softmax ``Lambda`` is singular along the all-ones
+        direction, which the likelihood ignores; ``Lambda^+`` is its
+        pseudo-inverse, so ``y~ - J w*`` sums to zero over the classes.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_targets)
+            Targets or class labels, as passed to ``fit``.
+
+        Returns
+        -------
+        y_tilde : ndarray of shape (n_samples,) or (n_samples, n_outputs)
+            One column per network output; 1-D for a regressor fitted on 1-D
+            ``y`` and for a binary classifier (one logit).
+        """
+        check_is_fitted(self)
+        X = self._validate_X(X)
+        check_consistent_length(X, y)
+        param = next(self.module_.parameters())
+        targets = self._known_targets(y, param.device)
+        # The posterior's weights: all of them, or the last layer's.
+        mean = flat_parameters(self._posterior_module()).to(torch.float64)
+        chunks, start = [], 0
+        for f, J in self._jacobian_chunks(X):
+            f, J = f.to(torch.float64), J.to(torch.float64)
+            residual = self.likelihood_.residual(f, targets[start:start + len(f)])
+            start += len(f)
+            chunks.append(J @ mean - _solve_precision(self.likelihood_, f, residual))
+        y_tilde = to_numpy(torch.cat(chunks))
+        # 1-D like the targets of a single-output fit (a regressor remembers 2-D y).
+        return y_tilde[:, 0] if getattr(self, "_y_is_1d", y_tilde.shape[1] == 1) else y_tilde
+
+    @scoped_threads
+    def iterate_gp(self, X, y, state=None, sample_weight=None):
+        """The GP of Theorem 2 at a VI iterate: its posterior is the next OGN step.
+
+        Starting from ``q_t = N(mu_t, Sigma_t)``, a full-batch step on
+        ``(X, y)`` with expectations at ``mu_t`` gives exactly the posterior of
+        the GP with prior mean ``J m_t``, kernel ``J V_t J^T`` and observations
+        ``y~ = f + eps``, where ``V_t^-1 = (1 - beta) Sigma_t^-1 + beta delta I``,
+        ``m_t = mu_t - alpha delta V_t mu_t`` (``= (1 - beta) V_t Sigma_t^-1 mu_t``
+        when ``alpha = beta``), ``y~_i = J_i mu_t - (alpha / beta) Lambda_i^+ r_i``
+        and ``eps_i ~ N(0, (beta w_i Lambda_i)^-1)``. ``J``, ``r`` and
+        ``Lambda`` are taken at ``mu_t``; ``alpha`` is ``learning_rate_init``
+        and ``beta`` the precision rate.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_targets)
+            Targets as passed to ``fit``.
+        state : VIState, default=None
+            An iterate passed to ``callback`` during ``fit``; defaults to the
+            final ``q``.
+        sample_weight : array-like of shape (n_samples,), default=None
+            The weights ``w_i``.
+
+        Returns
+        -------
+        gp : dict of ndarray
+            ``'prior_mean'`` (n_samples * K,), ``'kernel'`` (n_samples * K,
+            n_samples * K), ``'targets'`` (n_samples, K) and
+            ``'noise_precision'`` (n_samples, K, K), with ``K`` the number of
+            network outputs and rows ordered example-major.
+        """
+        check_is_fitted(self)
+        if self._fitted("inference") != "vi":
+            raise ValueError("iterate_gp needs an estimator fitted with inference='vi'.")
+        X = self._validate_X(X)
+        check_consistent_length(X, y)
+        weights = None
+        if sample_weight is not None:
+            weights = torch.as_tensor(_check_sample_weight(
+                sample_weight, X, dtype=np.float64, ensure_non_negative=True))
+        if state is None:
+            mean, precision = self.posterior_.mean, self.posterior_.precision()
+        else:
+            mean, precision = state.mean, state.precision
+        param = next(self.module_.parameters())
+        module = copy.deepcopy(self.module_)
+        set_flat_parameters(module, mean.to(param.device))
+        X_t = to_tensor(X, param.dtype, param.device)
+        f, J = output_and_jacobian(module, X_t)
+        gp = vi_iterate_gp(
+            f, J, self._known_targets(y, param.device), self.likelihood_,
+            mean.to(param.device), precision.to(param.device),
+            prior_precision=self.prior_precision_, beta=self._precision_rate(),
+            learning_rate=self._fitted("learning_rate_init"),
+            weights=None if weights is None else weights.to(param.device),
+        )
+        return {name: to_numpy(value) for name, value in gp._asdict().items()}
+
+    @property
+    def _n_outputs(self):
+        return self._output_dim
+
+    @property
+    def _n_params(self):
+        return n_parameters(self._posterior_module())
+
+    def _check_jacobian_memory(self, n_bytes, what):
+        device = next(self.module_.parameters()).device
+        check_memory(n_bytes, what, "pass fewer points at a time", device)
