@@ -38,5 +38,5 @@ def laplace(module, likelihood, X, y, weights, *, structure, prior_precision):
     """
     posterior = POSTERIORS[structure].from_data(module, likelihood, X, weights,
                                                 prior_precision)
-    statistics = likelihood.statistics(module, X, y, weights)
+    statistics = likelihood.statistics(module, X, y, weights, posterior)
     return posterior, likelihood.evidence(posterior, statistics)

@@ -41,8 +41,8 @@ class Likelihood:
         """``R_i J_i`` with ``R_i^T R_i = Lambda_i``, for ``J`` of shape (n, K, ...)."""
         raise NotImplementedError
 
-    def statistics(self, module, X, y, weights):
-        """What the evidence needs of the data at the trained weights."""
+    def statistics(self, module, X, y, weights, posterior=None):
+        """What the evidence of ``posterior`` needs of the data at the trained weights."""
         with torch.no_grad():
             log_likelihood = -sum(
                 float(self.loss(module(X[sl]), y[sl], None if weights is None else weights[sl]))
@@ -95,10 +95,14 @@ class Gaussian(Likelihood):
         """Variance of ``y`` from the latent variance ``J Sigma J^T`` (n, K)."""
         return latent_variance + self.noise_std.to(latent_variance) ** 2
 
-    def statistics(self, module, X, y, weights):
-        """Whitened transformed targets ``u_i = sqrt(w_i) y~_i / sigma`` give the GP
-        evidence at any (delta, noise scale) through ``b = M^T u`` and ``|u|^2``; the
-        per-output weighted residual sum of squares gives the likelihood at any noise."""
+    def statistics(self, module, X, y, weights, posterior=None):
+        """The per-output weighted residual sum of squares (the likelihood at any
+        noise) and, for a posterior with the GP evidence (a full one), the whitened
+        transformed targets ``u_i = sqrt(w_i) y~_i / sigma`` through ``b = M^T u`` and
+        ``|u|^2``: the GP evidence at any (delta, noise scale) and the GP mean. Only
+        the latter need a pass over the Jacobians; the others take a forward pass."""
+        if posterior is not None and not _has_gp_evidence(posterior):
+            return self._residual_statistics(module, X, y, weights)
         mean = flat_parameters(module).to(torch.float64)
         totals = {"b": 0.0, "sq_norm": 0.0, "rss": 0.0, "sum_weights": 0.0}
         for sl, f, J, M in whitened_jacobians(module, self, X, weights):
@@ -114,6 +118,18 @@ class Gaussian(Likelihood):
                                ("rss", residual2.sum(0).to(torch.float64)),
                                ("sum_weights", float(y[sl].shape[0] if w is None else w.sum()))):
                 totals[key] = totals[key] + value
+        return totals
+
+    @torch.no_grad()
+    def _residual_statistics(self, module, X, y, weights):
+        totals = {"rss": 0.0, "sum_weights": 0.0}
+        for sl in batches(X.shape[0], 4096):
+            w = None if weights is None else weights[sl]
+            residual2 = (y[sl] - module(X[sl])) ** 2
+            if w is not None:
+                residual2 = residual2 * w[:, None]
+            totals["rss"] = totals["rss"] + residual2.sum(0).to(torch.float64)
+            totals["sum_weights"] += float(y[sl].shape[0] if w is None else w.sum())
         return totals
 
     def rescaled(self, noise_std):
@@ -152,7 +168,7 @@ class Gaussian(Likelihood):
 
     def log_noise_volume(self, statistics, noise_std=None):
         """``sum_i w_i sum_k log sigma_k``: the noise's share of the GP evidence."""
-        sigma = self._sigma(noise_std, statistics["b"])
+        sigma = self._sigma(noise_std, statistics["rss"])
         return statistics["sum_weights"] * float(torch.log(sigma).sum())
 
     def _sigma(self, noise_std, like):
@@ -161,8 +177,8 @@ class Gaussian(Likelihood):
 
     def evidence(self, posterior, statistics):
         # A full posterior's spectrum gives the exact GP evidence of the transformed
-        # targets; a diagonal one has only the Laplace form.
-        if hasattr(posterior, "spectral_coordinates"):
+        # targets; K-FAC and diagonal ones have only the Laplace form.
+        if _has_gp_evidence(posterior):
             return GaussianProcessEvidence(posterior, self, statistics)
         return LaplaceEvidence(posterior, self, statistics)
 
@@ -221,6 +237,10 @@ class Categorical(_Classification):
         shape = tuple(p.shape) + (1,) * (J.dim() - 2)
         mixed = (p.view(shape) * J).sum(dim=1, keepdim=True)
         return torch.sqrt(p).view(shape) * (J - mixed)
+
+
+def _has_gp_evidence(posterior):
+    return hasattr(posterior, "spectral_coordinates")
 
 
 def _with_zero_logit(f, var):

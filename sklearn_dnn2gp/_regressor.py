@@ -238,7 +238,9 @@ class DNN2GPRegressor(RegressorMixin, BaseDNN2GP):
             ``f_{w*}(x) + J(x) (w_lin - w*)`` with ``w_lin = Sigma J^T Lambda y~``
             the posterior mean of the linear model on the transformed
             targets; the two agree at a stationary point of the training
-            objective and differ by how far from one training stopped.
+            objective and differ by how far from one training stopped. It
+            needs a full posterior (the GP view of Theorem 1 is that of the
+            exact GGN).
 
         Returns
         -------
@@ -257,6 +259,12 @@ class DNN2GPRegressor(RegressorMixin, BaseDNN2GP):
         X = self._validate_X(X)
         y_mean = self._forward(X)
         if mean == "gp":
+            if "b" not in self._evidence.statistics:
+                raise ValueError(
+                    "mean='gp' needs the GP view of a full posterior (posterior='full', "
+                    "or 'auto' on a network small enough for it); this model was fitted "
+                    f"with posterior={self._structure()!r}."
+                )
             shift = gp_weight_shift(self._evidence.posterior, self._evidence.statistics["b"])
             y_mean = y_mean + to_numpy(self._jacobian(X).to(torch.float64) @ shift)
         if return_cov:
