@@ -93,3 +93,15 @@ def test_sweep_table_and_panel(capsys):
     assert [label.get_text() for label in ax.get_xticklabels()] == ["1", "2", "4", "8", "16"]
     assert len(handles) == 5
     plt.close(fig)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("script, expected", [
+    ("benchmarks/bench_scaling.py", "last layer"),
+    ("benchmarks/bench_large_kron.py", "MAP plug-in"),
+    ("benchmarks/bench_laplace_torch.py", "kron, matched"),
+])
+def test_benchmarks_quick_runs(script, expected):
+    if script.endswith("bench_laplace_torch.py"):
+        pytest.importorskip("laplace", reason="laplace-torch (the bench extra) is not installed")
+    assert expected in _run(script, "--quick")
