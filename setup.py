@@ -20,6 +20,8 @@ setup(
         "test": ["pytest>=7", "pandas>=2.0", "matplotlib>=3.7", "hypothesis>=6"],
         # For the Dask test of the evidence search (a slow test).
         "dask": ["dask[distributed]>=2024.1"],
+        # Only for benchmarks/bench_laplace_torch.py (a comparison, not a dependency).
+        "bench": ["laplace-torch>=0.3"],
     },
     license="BSD-3-Clause",
 )

@@ -148,3 +148,15 @@ def test_sweep_table(capsys):
     rows = {int(line.split()[0]): line for line in lines if line[:10].strip().isdigit()}
     assert rows[2].endswith("<- evidence") and rows[8].endswith("<- test")
     assert (summary["by_evidence"], summary["by_test"]) == (1, 3)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("script, expected", [
+    ("benchmarks/bench_scaling.py", "last layer"),
+    ("benchmarks/bench_large_kron.py", "MAP plug-in"),
+    ("benchmarks/bench_laplace_torch.py", "kron, matched"),
+])
+def test_benchmarks_quick_runs(script, expected):
+    if script.endswith("bench_laplace_torch.py"):
+        pytest.importorskip("laplace", reason="laplace-torch (the bench extra) is not installed")
+    assert expected in _run(script, "--quick")
