@@ -143,7 +143,7 @@ def ours(est, X, y, structure, subset, delta):
 
 
 def laplace_form(est, head, inputs, y, posterior):
-    stats = est.likelihood_.statistics(head, inputs, y, None)
+    stats = est.likelihood_.statistics(head, inputs, y, None, posterior)
     return float(laplace_log_evidence(est.likelihood_.log_likelihood(stats), posterior.mean,
                                       posterior))
 

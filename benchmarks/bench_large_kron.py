@@ -119,7 +119,7 @@ def main(argv=None):
                                    est.prior_precision_)
     factor_seconds = time.perf_counter() - start
     start = time.perf_counter()
-    statistics = est.likelihood_.statistics(est.module_, X_t, y_t, None)
+    statistics = est.likelihood_.statistics(est.module_, X_t, y_t, None, kron)
     float(est.likelihood_.evidence(kron, statistics)())
     statistics_seconds = time.perf_counter() - start
     start = time.perf_counter()
