@@ -153,10 +153,10 @@ def vi_iterate_gp(f, J, y, likelihood, mean, precision, *, prior_precision, beta
     prior_mean = mean - alpha * delta * prior.covariance_product(mean)
     J64, f64 = J.to(torch.float64), f.to(torch.float64)
     lam = likelihood.precision(f64)
-    # The softmax precision is singular along 1, where r has no component: a
-    # pseudo-inverse gives the targets on its range, which is all the data see.
+    # Lambda^+ r: for the singular softmax precision, the targets on its range, which
+    # is all the data see.
     residual = likelihood.residual(f64, y.to(torch.float64) if y.is_floating_point() else y)
-    correction = (torch.linalg.pinv(lam, hermitian=True) @ residual[..., None])[..., 0]
+    correction = likelihood.solve_precision(f64, residual)
     targets = J64 @ mean - (alpha / beta) * correction
     noise = beta * scale / n_samples * lam
     if weights is not None:

@@ -41,6 +41,11 @@ class Likelihood:
         """``R_i J_i`` with ``R_i^T R_i = Lambda_i``, for ``J`` of shape (n, K, ...)."""
         raise NotImplementedError
 
+    def solve_precision(self, f, residual):
+        """``Lambda_i^+ r_i`` for each example (n, K): the step from ``J w*`` to the
+        transformed targets, ``y~ = J w* - Lambda^+ r``."""
+        return torch.linalg.solve(self.precision(f), residual)
+
     def statistics(self, module, X, y, weights, posterior=None):
         """What the evidence of ``posterior`` needs of the data at the trained weights."""
         with torch.no_grad():
@@ -230,6 +235,14 @@ class Categorical(_Classification):
     def precision(self, f):
         p = torch.softmax(f, dim=1)
         return torch.diag_embed(p) - p[:, :, None] * p[:, None, :]
+
+    def solve_precision(self, f, residual):
+        # diag(p) - p p^T is singular along 1, where r = p - onehot(y) has no component,
+        # and a pseudo-inverse cannot tell that null direction from those of small p in
+        # float64. diag(1/p) r solves Lambda x = r exactly; less its mean it is the
+        # solution orthogonal to 1, Lambda^+ r.
+        x = residual / torch.softmax(f, dim=1)
+        return x - x.mean(dim=1, keepdim=True)
 
     def whiten(self, f, J):
         # R = diag(sqrt p) - sqrt(p) p^T satisfies R^T R = diag(p) - p p^T.

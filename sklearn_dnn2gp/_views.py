@@ -15,7 +15,6 @@ from sklearn.utils.validation import (
 
 from ._curvature import jacobian_batch_size, output_and_jacobian
 from ._gp import ntk, vi_iterate_gp
-from ._likelihoods import Categorical
 from ._network import (
     flat_parameters,
     n_parameters,
@@ -53,19 +52,6 @@ def scoped_threads(method):
             return method(self, *args, **kwargs)
 
     return wrapper
-
-
-def _solve_precision(likelihood, f, residual):
-    """``Lambda^+ r`` for each example, (n, K), with ``r`` in the range of ``Lambda``."""
-    precision = likelihood.precision(f)
-    if not isinstance(likelihood, Categorical):
-        return torch.linalg.solve(precision, residual)
-    # diag(p) - p p^T is singular along 1, where r = p - onehot(y) has no component, and a
-    # pseudo-inverse cannot tell that null direction from those of small p in float64.
-    # diag(1/p) r solves Lambda x = r exactly; less its mean it is the solution orthogonal
-    # to 1, Lambda^+ r.
-    x = residual / torch.softmax(f, dim=1)
-    return x - x.mean(dim=1, keepdim=True)
 
 
 class GPViewMixin:
@@ -213,7 +199,7 @@ class GPViewMixin:
             f, J = f.to(torch.float64), J.to(torch.float64)
             residual = self.likelihood_.residual(f, targets[start:start + len(f)])
             start += len(f)
-            chunks.append(J @ mean - _solve_precision(self.likelihood_, f, residual))
+            chunks.append(J @ mean - self.likelihood_.solve_precision(f, residual))
         y_tilde = to_numpy(torch.cat(chunks))
         # 1-D like the targets of a single-output fit (a regressor remembers 2-D y).
         return y_tilde[:, 0] if getattr(self, "_y_is_1d", y_tilde.shape[1] == 1) else y_tilde
