@@ -326,9 +326,10 @@ class NTKFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         self.n_features_in_ = self.estimator_.n_features_in_
         if hasattr(self.estimator_, "feature_names_in_"):
             self.feature_names_in_ = self.estimator_.feature_names_in_
-        n_outputs = self.estimator_.module_[-1].out_features
+        # The posterior's outputs and weights: a user module need not end in a Linear,
+        # and a last-layer posterior's features are the last layer's.
+        n_outputs, n_params = self.estimator_._n_outputs, self.estimator_._n_params
         _check_mode(self.mode, n_outputs)
-        n_params = sum(p.numel() for p in self.estimator_.module_.parameters())
         self._n_features_out = n_params * (n_outputs if self.mode == "trace" else 1)
         return self
 

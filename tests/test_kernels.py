@@ -261,3 +261,14 @@ def test_features_fit_an_unfitted_estimator():
         NTKFeatures(unfitted).fit(X)
     with pytest.raises(NotFittedError):
         NTKFeatures(unfitted).transform(X)
+
+
+def test_features_transformer_counts_the_posteriors_weights():
+    # Under a last-layer posterior (or a user module) the feature map is the Jacobian
+    # with respect to the posterior's weights, not the whole network's.
+    X, y = gap_data(30)
+    est = DNN2GPRegressor(hidden_layer_sizes=(6, 4), subset_of_weights="last_layer",
+                          max_iter=50, random_state=0).fit(X, y)
+    features = NTKFeatures(est).fit(X)
+    assert features.transform(X).shape == (30, 5)
+    assert len(features.get_feature_names_out()) == 5
