@@ -46,12 +46,15 @@ class Likelihood:
         transformed targets, ``y~ = J w* - Lambda^+ r``."""
         return torch.linalg.solve(self.precision(f), residual)
 
+    @torch.no_grad()
+    def total_loss(self, module, X, y, weights=None, batch_size=4096):
+        """``sum_i w_i l(y_i, f(x_i))`` over all of the data, in batches, as a float."""
+        return sum(float(self.loss(module(X[sl]), y[sl], None if weights is None else weights[sl]))
+                   for sl in batches(X.shape[0], batch_size))
+
     def statistics(self, module, X, y, weights, posterior=None):
         """What the evidence of ``posterior`` needs of the data at the trained weights."""
-        with torch.no_grad():
-            log_likelihood = -sum(
-                float(self.loss(module(X[sl]), y[sl], None if weights is None else weights[sl]))
-                for sl in batches(X.shape[0], 4096))
+        log_likelihood = -self.total_loss(module, X, y, weights)
         return {"log_likelihood": torch.tensor(log_likelihood, dtype=torch.float64)}
 
     def curvature_scale(self):

@@ -39,15 +39,11 @@ def _diverged(iteration, learning_rate, solver):
 
 
 @torch.no_grad()
-def full_objective(module, likelihood, X, y, weights, prior_precision, batch_size=4096):
-    """The summed objective over all of the data, in batches, without gradients."""
-    data = 0.0
-    for start in range(0, X.shape[0], batch_size):
-        sl = slice(start, start + batch_size)
-        data += float(likelihood.loss(module(X[sl]), y[sl],
-                                      None if weights is None else weights[sl]))
+@torch.no_grad()
+def full_objective(module, likelihood, X, y, weights, prior_precision):
+    """The summed objective over all of the data, without gradients."""
     w = flat_parameters(module)
-    return data + 0.5 * prior_precision * float(w @ w)
+    return likelihood.total_loss(module, X, y, weights) + 0.5 * prior_precision * float(w @ w)
 
 
 def _minibatches(n, batch_size, generator, device):
