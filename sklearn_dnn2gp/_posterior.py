@@ -397,13 +397,13 @@ class KronPosterior(_Gaussian):
         return self.functional_variance(Jf[None])[0]
 
     def _map_layers(self, v, scale):
-        """Apply ``U diag(scale(inverse)) U^T`` layer by layer to a P-vector."""
+        """Apply ``U diag(scale(inverse)) U^T`` layer by layer to P-vectors (..., P)."""
         v = v.to(torch.float64)
         out = torch.zeros_like(v)
         for g_vals, g_vecs, a_vals, a_vecs, order in self.layers:
-            V = v[order].reshape(g_vecs.shape[0], a_vecs.shape[0])
+            V = v[..., order].reshape(*v.shape[:-1], g_vecs.shape[0], a_vecs.shape[0])
             rotated = g_vecs.T @ V @ a_vecs * scale(self._layer_inverse(g_vals, a_vals))
-            out[order] = (g_vecs @ rotated @ a_vecs.T).reshape(-1)
+            out[..., order] = (g_vecs @ rotated @ a_vecs.T).reshape(*v.shape[:-1], -1)
         return out
 
     def covariance_product(self, v):
@@ -414,11 +414,12 @@ class KronPosterior(_Gaussian):
         return self.functional_variance(eye[None])[0]
 
     def precision(self):
+        # Symmetric, so mapping the rows of I gives the matrix.
         eye = torch.eye(self.n_parameters, dtype=torch.float64, device=self.mean.device)
-        return torch.stack([self._map_layers(e, lambda inverse: 1.0 / inverse) for e in eye])
+        return self._map_layers(eye, lambda inverse: 1.0 / inverse)
 
     def sample(self, n_samples, generator):
         eps = torch.randn(n_samples, self.n_parameters, dtype=torch.float64,
                           generator=generator).to(self.mean.device)
-        z = torch.stack([self._map_layers(e, torch.sqrt) for e in eps])
+        z = self._map_layers(eps, torch.sqrt)
         return self.mean.to(torch.float64) + z
