@@ -9,6 +9,7 @@ are the direct (Cholesky) function-space path; :mod:`._posterior` and
 :mod:`._evidence` hold the spectral path, and the tests keep them equal.
 """
 
+import math
 from typing import NamedTuple
 
 import torch
@@ -47,10 +48,23 @@ def ntk(J1, J2=None, mode="trace"):
     raise ValueError(f"mode must be 'trace', 'full' or 'sum', got {mode!r}.")
 
 
-def whitened_log_evidence(M, u, prior_precision):
-    """``log N(u | 0, M M^T / delta + I)`` by a Cholesky factorisation (n x n)."""
+def whitened_log_evidence(M, u, prior_precision, space="function"):
+    """``log N(u | 0, M M^T / delta + I)`` by a Cholesky factorisation.
+
+    ``space='function'`` factorises the (n, n) covariance; ``'weight'`` the (P, P)
+    matrix ``M^T M + delta I`` (Woodbury and Sylvester), the cheaper one when
+    ``P < n``.
+    """
     M, u = M.to(torch.float64), u.to(torch.float64)
-    n = M.shape[0]
+    n, p = M.shape
+    if space == "weight":
+        delta = float(prior_precision)
+        chol = torch.linalg.cholesky(add_to_diagonal(M.T @ M, delta))
+        b = M.T @ u
+        # |u|^2 - b^T (M^T M + delta I)^-1 b = u^T (M M^T / delta + I)^-1 u >= 0.
+        quad = (u @ u - b @ torch.cholesky_solve(b[:, None], chol)[:, 0]).clamp_min(0)
+        log_det = 2 * torch.log(torch.diagonal(chol)).sum() - p * math.log(delta)
+        return -0.5 * quad - 0.5 * log_det - 0.5 * n * LOG_2PI
     cov = M @ M.T / prior_precision + torch.eye(n, dtype=M.dtype, device=M.device)
     chol = torch.linalg.cholesky(cov)
     alpha = torch.cholesky_solve(u[:, None], chol)[:, 0]

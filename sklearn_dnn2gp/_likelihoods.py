@@ -46,6 +46,15 @@ class Likelihood:
         transformed targets, ``y~ = J w* - Lambda^+ r``."""
         return torch.linalg.solve(self.precision(f), residual)
 
+    def log_det_precision(self, f):
+        """``log |Lambda_i|`` per example (n,): the volume of the whitening ``u_i = R_i y~_i``
+        in the GP view's evidence (a pseudo-determinant where ``Lambda`` is singular)."""
+        return torch.logdet(self.precision(f))
+
+    def observed_dim(self, n_outputs):
+        """Dimensions of ``y~_i`` the noise constrains: the rank of ``Lambda_i``."""
+        return n_outputs
+
     @torch.no_grad()
     def total_loss(self, module, X, y, weights=None, batch_size=4096):
         """``sum_i w_i l(y_i, f(x_i))`` over all of the data, in batches, as a float."""
@@ -93,6 +102,9 @@ class Gaussian(Likelihood):
     def whiten(self, f, J):
         shape = (1, -1) + (1,) * (J.dim() - 2)
         return J / self.noise_std.view(shape)
+
+    def log_det_precision(self, f):
+        return (-2 * torch.log(self.noise_std.to(f))).sum().expand(f.shape[0])
 
     @staticmethod
     def transformed_targets(f, J, w, y):
@@ -224,6 +236,10 @@ class Bernoulli(_Classification):
         shape = tuple(p.shape) + (1,) * (J.dim() - 2)
         return J * torch.sqrt(p * (1 - p)).view(shape)
 
+    def log_det_precision(self, f):
+        # log p (1 - p) without the cancellation of 1 - p for large logits.
+        return (F.logsigmoid(f) + F.logsigmoid(-f))[:, 0]
+
 
 class Categorical(_Classification):
     """Categorical likelihood on K logits, ``p = softmax(f)``; targets are class indices."""
@@ -253,6 +269,14 @@ class Categorical(_Classification):
         shape = tuple(p.shape) + (1,) * (J.dim() - 2)
         mixed = (p.view(shape) * J).sum(dim=1, keepdim=True)
         return torch.sqrt(p).view(shape) * (J - mixed)
+
+    def log_det_precision(self, f):
+        # diag(p) - p p^T is singular along 1; on its range (1^perp) its determinant,
+        # the product of the other K - 1 eigenvalues, is K prod_k p_k.
+        return math.log(f.shape[1]) + torch.log_softmax(f, dim=1).sum(dim=1)
+
+    def observed_dim(self, n_outputs):
+        return n_outputs - 1
 
 
 def _has_gp_evidence(posterior):

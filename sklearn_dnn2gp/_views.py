@@ -7,6 +7,8 @@ import functools
 
 import numpy as np
 import torch
+from sklearn.base import is_classifier
+from sklearn.utils import _safe_indexing
 from sklearn.utils.validation import (
     _check_sample_weight,
     check_consistent_length,
@@ -14,7 +16,7 @@ from sklearn.utils.validation import (
 )
 
 from ._curvature import jacobian_batch_size, output_and_jacobian
-from ._gp import ntk, vi_iterate_gp
+from ._gp import ntk, vi_iterate_gp, whitened_log_evidence
 from ._network import (
     flat_parameters,
     n_parameters,
@@ -24,7 +26,9 @@ from ._resources import (
     check_memory,
     jacobian_bytes,
 )
+from ._subset import check_subset_strategy, subset_indices
 from ._utils import (
+    LOG_2PI,
     batches,
     choose_threads,
     to_numpy,
@@ -34,6 +38,24 @@ from ._utils import (
 
 # Examples per chunk of the prediction methods (fewer for wide networks).
 _CHUNK = 1000
+
+_SUBSET_DOC = """subset_size : int, float or None, default=None
+            Compute on a subset of the rows of ``X``: that many (int), that
+            fraction of them (float in ``(0, 1]``, rounded, at least one) or all
+            (None). The cost grows with the cube of the number of points, so a
+            subset is how a large data set gets a function-space view.
+        subset_strategy : {'random', 'stratified'}, default='random'
+            How the subset is drawn: uniformly without replacement, or with each
+            class's share of the rows (rounded, at least one row per class) and
+            uniformly within each class, as the paper's Fig. 4 shows each digit.
+        random_state : int, RandomState instance or None, default=None
+            The draw of the subset; None uses numpy's global random state."""
+
+
+def _subset_doc(method):
+    """Put the shared entries of the subset parameters into ``method``'s docstring."""
+    method.__doc__ = method.__doc__.replace("%(subset)s", _SUBSET_DOC)
+    return method
 
 
 def scoped_threads(method):
@@ -124,7 +146,9 @@ class GPViewMixin:
         return to_numpy(self._jacobian(X))
 
     @scoped_threads
-    def kernel(self, X, Y=None, mode="trace"):
+    @_subset_doc
+    def kernel(self, X, Y=None, mode="trace", *, subset_size=None, subset_strategy="random",
+               labels=None, random_state=None, return_indices=False):
         """The neural tangent kernel ``J(x) J(x')^T`` of the trained network.
 
         The DNN2GP prior covariance is this kernel divided by
@@ -134,21 +158,35 @@ class GPViewMixin:
         ----------
         X : array-like of shape (n_samples_X, n_features)
         Y : array-like of shape (n_samples_Y, n_features), default=None
-            Defaults to ``X``.
+            Defaults to ``X`` (the subset of ``X`` when ``subset_size`` is
+            given: the kernel of the subset). A given ``Y`` is used whole; only
+            the rows of ``X`` are subsampled.
         mode : {'trace', 'full', 'sum'}, default='trace'
             ``'trace'``: ``tr(J(x_i) J(y_j)^T)``, the sum of the per-output
             kernels, shape (n_samples_X, n_samples_Y). ``'full'``: all
             ``K x K`` blocks, shape (n_samples_X * K, n_samples_Y * K), rows
             ordered example-major. ``'sum'``: the sum of every block's entries.
+        %(subset)s
+        labels : array-like of shape (n_samples_X,), default=None
+            Class labels of the rows of ``X``, for ``subset_strategy='stratified'``.
+        return_indices : bool, default=False
+            Also return the rows of ``X`` the kernel is on.
 
         Returns
         -------
         K : ndarray
+            ``n_samples_X`` is the subset's size when ``subset_size`` is given.
+        indices : ndarray of shape (n_subset,)
+            The rows of ``X`` used, increasing. Only when ``return_indices`` is True.
         """
         check_is_fitted(self)
         if mode not in ("trace", "full", "sum"):
             raise ValueError(f"mode must be 'trace', 'full' or 'sum', got {mode!r}.")
         X = self._validate_X(X)
+        if labels is not None:
+            check_consistent_length(X, labels)
+        indices = self._subset(len(X), subset_size, subset_strategy, labels, random_state)
+        X = X[indices]
         Y = None if Y is None else self._validate_X(Y)
         n, m, k = len(X), len(X) if Y is None else len(Y), self._n_outputs
         blocks = k * k if mode == "full" else 1
@@ -157,7 +195,8 @@ class GPViewMixin:
                                     f"kernel(mode={mode!r}) on {n:,} x {m:,} points")
         JX = self._jacobian(X)
         JY = JX if Y is None else self._jacobian(Y)
-        return to_numpy(ntk(JX, JY, mode))
+        K = to_numpy(ntk(JX, JY, mode))
+        return (K, indices) if return_indices else K
 
     @scoped_threads
     def transformed_targets(self, X, y):
@@ -192,20 +231,14 @@ class GPViewMixin:
         check_consistent_length(X, y)
         param = next(self.module_.parameters())
         targets = self._known_targets(y, param.device)
-        # The posterior's weights: all of them, or the last layer's.
-        mean = flat_parameters(self._posterior_module()).to(torch.float64)
-        chunks, start = [], 0
-        for f, J in self._jacobian_chunks(X):
-            f, J = f.to(torch.float64), J.to(torch.float64)
-            residual = self.likelihood_.residual(f, targets[start:start + len(f)])
-            start += len(f)
-            chunks.append(J @ mean - self.likelihood_.solve_precision(f, residual))
-        y_tilde = to_numpy(torch.cat(chunks))
+        y_tilde = to_numpy(torch.cat([t for _, _, t, _ in self._gp_view_chunks(X, targets)]))
         # 1-D like the targets of a single-output fit (a regressor remembers 2-D y).
         return y_tilde[:, 0] if getattr(self, "_y_is_1d", y_tilde.shape[1] == 1) else y_tilde
 
     @scoped_threads
-    def iterate_gp(self, X, y, state=None, sample_weight=None):
+    @_subset_doc
+    def iterate_gp(self, X, y, state=None, sample_weight=None, *, subset_size=None,
+                   subset_strategy="random", random_state=None, return_indices=False):
         """The GP of Theorem 2 at a VI iterate: its posterior is the next OGN step.
 
         Starting from ``q_t = N(mu_t, Sigma_t)``, a full-batch step on
@@ -218,6 +251,12 @@ class GPViewMixin:
         ``Lambda`` are taken at ``mu_t``; ``alpha`` is ``learning_rate_init``
         and ``beta`` the precision rate.
 
+        With ``subset_size``, ``X``, ``y`` and ``sample_weight`` are subsampled
+        together and the GP is that of a full-batch step on the subset as if it
+        were the data (a minibatch step would scale the noise precision by
+        ``N / n_subset``); ``subset_strategy='stratified'`` needs a classifier,
+        whose ``y`` gives the classes.
+
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
@@ -228,6 +267,9 @@ class GPViewMixin:
             final ``q``.
         sample_weight : array-like of shape (n_samples,), default=None
             The weights ``w_i``.
+        %(subset)s
+        return_indices : bool, default=False
+            Also return the rows of ``X`` used.
 
         Returns
         -------
@@ -235,7 +277,10 @@ class GPViewMixin:
             ``'prior_mean'`` (n_samples * K,), ``'kernel'`` (n_samples * K,
             n_samples * K), ``'targets'`` (n_samples, K) and
             ``'noise_precision'`` (n_samples, K, K), with ``K`` the number of
-            network outputs and rows ordered example-major.
+            network outputs, rows ordered example-major and ``n_samples`` the
+            subset's size when ``subset_size`` is given.
+        indices : ndarray of shape (n_subset,)
+            The rows of ``X`` used, increasing. Only when ``return_indices`` is True.
         """
         check_is_fitted(self)
         if self._fitted("inference") != "vi":
@@ -246,6 +291,10 @@ class GPViewMixin:
         if sample_weight is not None:
             weights = torch.as_tensor(_check_sample_weight(
                 sample_weight, X, dtype=np.float64, ensure_non_negative=True))
+        indices = self._subset(len(X), subset_size, subset_strategy, self._class_labels(y),
+                               random_state)
+        X, y = X[indices], _safe_indexing(y, indices)
+        weights = None if weights is None else weights[indices]
         if state is None:
             mean, precision = self.posterior_.mean, self.posterior_.precision()
         else:
@@ -262,7 +311,123 @@ class GPViewMixin:
             learning_rate=self._fitted("learning_rate_init"),
             weights=None if weights is None else weights.to(param.device),
         )
-        return {name: to_numpy(value) for name, value in gp._asdict().items()}
+        gp = {name: to_numpy(value) for name, value in gp._asdict().items()}
+        return (gp, indices) if return_indices else gp
+
+    @scoped_threads
+    @_subset_doc
+    def gp_log_marginal_likelihood(self, X, y, sample_weight=None, *, subset_size=None,
+                                   subset_strategy="random", random_state=None,
+                                   return_indices=False):
+        """The exact evidence of the GP view (Theorem 1) on ``(X, y)`` or a subset.
+
+        ``log N(y~ | 0, J J^T / delta + Lambda^-1)`` with the trained network's
+        Jacobians ``J``, transformed targets ``y~`` (:meth:`transformed_targets`)
+        and noise precisions ``Lambda`` on the points, ``delta`` the fitted
+        ``prior_precision_``: the marginal likelihood of the linearised model,
+        by a Cholesky factorisation of the ``n K x n K`` kernel (or of the
+        ``P x P`` curvature when ``P`` is smaller). With sample weights every
+        example counts ``w_i`` times, as in ``fit``. For a regressor with a
+        full posterior, on the training data and without a subset, this is
+        ``log_marginal_likelihood_``; with a diagonal or K-FAC posterior that
+        attribute is the Laplace evidence instead. For a classifier it is the
+        GP view's evidence of ``y~``, not the Laplace evidence of the labels;
+        the softmax ``Lambda`` is singular along the all-ones direction, so with
+        more than two classes it is the evidence of ``y~`` on ``Lambda``'s range
+        (``K - 1`` dimensions per example, ``log|Lambda|`` its
+        pseudo-determinant). With ``subset_size``, ``X``, ``y`` and
+        ``sample_weight`` are subsampled together; ``subset_strategy='stratified'``
+        needs a classifier, whose ``y`` gives the classes.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_targets)
+            Targets or class labels, as passed to ``fit``.
+        sample_weight : array-like of shape (n_samples,), default=None
+            The weights ``w_i``.
+        %(subset)s
+        return_indices : bool, default=False
+            Also return the rows of ``X`` used.
+
+        Returns
+        -------
+        log_marginal_likelihood : float
+        indices : ndarray of shape (n_subset,)
+            The rows of ``X`` used, increasing. Only when ``return_indices`` is True.
+        """
+        check_is_fitted(self)
+        X = self._validate_X(X)
+        check_consistent_length(X, y)
+        weights = None
+        if sample_weight is not None:
+            weights = _check_sample_weight(sample_weight, X, dtype=np.float64,
+                                           ensure_non_negative=True)
+        indices = self._subset(len(X), subset_size, subset_strategy, self._class_labels(y),
+                               random_state)
+        X, y = X[indices], _safe_indexing(y, indices)
+        n, k, p = len(X), self._n_outputs, self._n_params
+        space = "weight" if p < n * k else "function"
+        side = min(p, n * k)
+        self._check_jacobian_memory(
+            2 * jacobian_bytes(n, k, p) + 3 * 8 * side**2,
+            f"gp_log_marginal_likelihood on {n:,} points")
+        param = next(self.module_.parameters())
+        targets = self._known_targets(y, param.device)
+        w = None
+        if weights is not None:
+            w = torch.as_tensor(weights[indices], dtype=torch.float64, device=param.device)
+        likelihood = self.likelihood_
+        Ms, us, log_det = [], [], 0.0
+        for f, J, y_tilde, sl in self._gp_view_chunks(X, targets):
+            M, u = likelihood.whiten(f, J), likelihood.whiten(f, y_tilde)
+            volume = likelihood.log_det_precision(f)
+            if w is not None:
+                M, u = M * torch.sqrt(w[sl])[:, None, None], u * torch.sqrt(w[sl])[:, None]
+                volume = volume * w[sl]
+            Ms.append(M.reshape(-1, M.shape[-1]))
+            us.append(u.reshape(-1))
+            log_det = log_det + volume.sum()
+        M, u = torch.cat(Ms), torch.cat(us)
+        # The whitened evidence counts n K unit-variance rows; the counts by weight of
+        # the dimensions Lambda constrains replace them (the softmax's null direction
+        # of each example is a row with u = 0, M = 0).
+        count = n if w is None else float(w.sum())
+        n_observations = count * likelihood.observed_dim(k)
+        value = (whitened_log_evidence(M, u, self.prior_precision_, space=space)
+                 + 0.5 * (n * k - n_observations) * LOG_2PI + 0.5 * log_det)
+        value = float(value)
+        return (value, indices) if return_indices else value
+
+    def _gp_view_chunks(self, X, targets):
+        """Yield ``(f, J, y~, rows)`` for ``X`` in chunks, float64: the network outputs,
+        the Jacobians of the posterior's weights and the transformed targets."""
+        # The posterior's weights: all of them, or the last layer's.
+        mean = flat_parameters(self._posterior_module()).to(torch.float64)
+        start = 0
+        for f, J in self._jacobian_chunks(X):
+            f, J = f.to(torch.float64), J.to(torch.float64)
+            rows = slice(start, start + len(f))
+            start += len(f)
+            residual = self.likelihood_.residual(f, targets[rows])
+            yield f, J, J @ mean - self.likelihood_.solve_precision(f, residual), rows
+
+    def _class_labels(self, y):
+        """The labels a stratified subset keeps the proportions of: a classifier's
+        ``y``; None for a regressor, whose targets have no classes."""
+        return y if is_classifier(self) else None
+
+    def _subset(self, n_samples, size, strategy, labels, random_state):
+        """The rows of a subset of ``n_samples`` (see :func:`._subset.subset_indices`)."""
+        check_subset_strategy(strategy)
+        if strategy == "stratified" and labels is None:
+            raise ValueError(
+                "subset_strategy='stratified' keeps the proportions of classes and needs "
+                "class labels: those of a classifier's y, or labels= for kernel; "
+                f"{type(self).__name__} got none. Use subset_strategy='random'."
+            )
+        return subset_indices(n_samples, size, y=labels, strategy=strategy,
+                              random_state=random_state)
 
     @property
     def _n_outputs(self):
