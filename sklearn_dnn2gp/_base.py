@@ -1,7 +1,10 @@
 """The estimator skeleton shared by the regressor and the classifier:
 validate -> train -> curvature -> posterior, and the Jacobian-based views."""
 
+import math
+import warnings
 from numbers import Integral, Real
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -12,7 +15,9 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
+from ._auto import Trial, search_log_ratio
 from ._curvature import is_mlp
+from ._evidence import maximize_log_evidence
 from ._laplace import POSTERIORS, laplace
 from ._network import (
     flat_parameters,
@@ -86,13 +91,53 @@ def finite_evidence(value, **hyperparameters):
     return value
 
 
+class _Fit(NamedTuple):
+    """One trained network with its posterior and evidence."""
+
+    weights: torch.Tensor
+    loss_curve: list
+    n_iter: int
+    variational: Any
+    posterior: Any
+    evidence: Any
+    likelihood: Any
+    prior_precision: float
+    warnings: list
+
+    def emit_warnings(self):
+        """Raise the warnings its training recorded, once it is the fit kept."""
+        for caught in self.warnings:
+            warnings.warn_explicit(caught.message, caught.category, caught.filename,
+                                   caught.lineno)
+
+
+# The noise scale maximised on each ray stays within this factor of where it was trained.
+_NOISE_SPAN = 1e3
+
+
+def _profile(evidence, log_ratio, delta, scale, *, profile_noise, noise_at):
+    """The evidence of a fit and its maximiser along its ray ``delta * scale^2 =
+    exp(log_ratio)`` (every point of which has the same MAP) when ``profile_noise``;
+    else at the hyperparameters it was trained at."""
+    if not profile_noise:
+        return float(evidence(delta)), {"prior_precision": delta, "noise_scale": scale}
+    ratio = math.exp(log_ratio)
+
+    def along_ray(c):
+        return float(evidence(ratio / c[0] ** 2, noise_std=noise_at(c[0])))
+
+    (c,), value = maximize_log_evidence(
+        along_ray, [scale], [[scale / _NOISE_SPAN, scale * _NOISE_SPAN]])
+    return value, {"prior_precision": ratio / c**2, "noise_scale": float(c)}
+
+
 class BaseDNN2GP(GPViewMixin, BaseEstimator):
     """Shared machinery; not for direct use."""
 
     _parameter_constraints = {
         "hidden_layer_sizes": [Interval(Integral, 1, None, closed="left"), "array-like"],
         "activation": [StrOptions({"tanh", "relu", "sigmoid", "identity"})],
-        "prior_precision": [Interval(Real, 0, None, closed="neither")],
+        "prior_precision": [Interval(Real, 0, None, closed="neither"), StrOptions({"auto"})],
         "posterior": [StrOptions({"auto", *POSTERIORS})],
         "inference": [StrOptions({"laplace", "vi"})],
         "vi_method": [StrOptions({"vogn", "ogn"})],
@@ -129,7 +174,7 @@ class BaseDNN2GP(GPViewMixin, BaseEstimator):
                                            ensure_non_negative=True)
         device, dtype = resolve_device(self.device), resolve_dtype(self.dtype)
         generator = make_generator(self.random_state)
-        y_t, likelihood, n_outputs = self._encode_targets(y, dtype, device)
+        y_t, likelihood, n_outputs = self._encode_targets(y, dtype, device, weights)
         X_t = to_tensor(X, dtype, device)
         w_t = None if weights is None else to_tensor(weights, dtype, device)
         n = X.shape[0]
@@ -155,7 +200,6 @@ class BaseDNN2GP(GPViewMixin, BaseEstimator):
                         batch_size=batch_size, tol=self.tol,
                         n_iter_no_change=self.n_iter_no_change, generator=generator,
                         verbose=self.verbose)
-        self.prior_precision_ = float(self.prior_precision)
         n_params = n_parameters(module)
         with torch_threads(choose_threads(self.n_threads, n * n_outputs * n_params)):
             return self._train_and_build(module, likelihood, X_t, y_t, w_t, batch_size,
@@ -183,46 +227,162 @@ class BaseDNN2GP(GPViewMixin, BaseEstimator):
             if self.inference == "vi":
                 check_full_vi(n * n_outputs, batch_size * n_outputs, n_params,
                               self.max_iter, device)
-        owner = type(self).__name__
+        self.likelihood_ = likelihood
+        if self._auto_hyperparameters():
+            fit = self._select_by_evidence(module, X_t, y_t, w_t, training)
+        else:
+            fit = self._train_at(module, X_t, y_t, w_t, training, float(self.prior_precision),
+                                 likelihood)
+            fit.emit_warnings()
+        self._install(module, fit)
+        if self.verbose:
+            print(f"[{type(self).__name__}] log marginal likelihood "
+                  f"{self.log_marginal_likelihood_:.6g}", flush=True)
+        return self
+
+    def _train_at(self, module, X_t, y_t, w_t, training, prior_precision, likelihood):
+        """Train ``module`` in place at these hyperparameters, then build the Laplace
+        posterior and the evidence there (warnings of the training are recorded in
+        the result, not raised)."""
+        owner, n = type(self).__name__, X_t.shape[0]
         variational = None
         if self.inference == "vi":
             method = f"{self.vi_method.upper()}, {self._structure()} covariance"
         else:
             method = {"lbfgs": "L-BFGS", "adam": "Adam"}[self._solver(n)]
-        with phase(self.verbose, owner, f"training ({method}; {n_params:,} parameters, "
-                                        f"{n:,} examples)"):
-            if self.inference == "vi":
-                variational, self.loss_curve_, self.n_iter_ = train_vi(
-                    module, likelihood, X_t, y_t, w_t, prior_precision=self.prior_precision,
-                    method=self.vi_method, structure=self._structure(),
-                    beta=self._precision_rate(), initial_precision=self.initial_precision,
-                    mc_samples=self.mc_samples, callback=self.callback, **training,
-                )
-            else:
-                self.loss_curve_, self.n_iter_ = train_map(
-                    module, likelihood, X_t, y_t, w_t, prior_precision=self.prior_precision,
-                    solver=self._solver(n), **training,
-                )
-        self.module_ = module.eval()
-        for p in module.parameters():
-            p.requires_grad_(False)
+        n_params = n_parameters(self._posterior_module(module))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            with phase(self.verbose, owner, f"training ({method}; {n_parameters(module):,} "
+                                            f"parameters, {n:,} examples)"):
+                if self.inference == "vi":
+                    variational, loss_curve, n_iter = train_vi(
+                        module, likelihood, X_t, y_t, w_t, prior_precision=prior_precision,
+                        method=self.vi_method, structure=self._structure(),
+                        beta=self._precision_rate(), initial_precision=self.initial_precision,
+                        mc_samples=self.mc_samples, callback=self.callback, **training,
+                    )
+                else:
+                    loss_curve, n_iter = train_map(
+                        module, likelihood, X_t, y_t, w_t, prior_precision=prior_precision,
+                        solver=self._solver(n), **training,
+                    )
         # The evidence always comes from the exact GGN at the final weights (the
         # Laplace / GP view linearised there); under VI the posterior is q itself.
-        self.likelihood_ = likelihood
-        with phase(self.verbose, owner, f"curvature and {self._structure()} posterior"):
-            head = self._posterior_module()
-            laplace_posterior, self._evidence = laplace(
-                head, likelihood, self._posterior_inputs(X_t), y_t, w_t,
-                structure=self._structure(), prior_precision=self.prior_precision_)
+        with torch.no_grad(), phase(self.verbose, owner,
+                                    f"curvature and {self._structure()} posterior "
+                                    f"({n_params:,} weights)"):
+            posterior, evidence = laplace(
+                self._posterior_module(module), likelihood,
+                self._posterior_inputs(X_t, module), y_t, w_t,
+                structure=self._structure(), prior_precision=prior_precision)
         if variational is not None:
             # mu as the module holds it (rounded to its dtype), so that every view agrees.
             variational = variational.with_mean(flat_parameters(module).to(torch.float64))
-        self.posterior_ = laplace_posterior if variational is None else variational
+        return _Fit(flat_parameters(module).detach().clone(), loss_curve, n_iter, variational,
+                    posterior, evidence, likelihood, prior_precision, caught)
+
+    def _install(self, module, fit):
+        """Make ``fit`` (trained into ``module``'s architecture) the fitted state."""
+        set_flat_parameters(module, fit.weights)
+        self.module_ = module.eval()
+        for p in module.parameters():
+            p.requires_grad_(False)
+        self.likelihood_ = fit.likelihood
+        self.prior_precision_ = float(fit.prior_precision)
+        self.loss_curve_, self.n_iter_ = fit.loss_curve, fit.n_iter
+        self._evidence = fit.evidence
+        self.posterior_ = fit.posterior if fit.variational is None else fit.variational
         self.log_marginal_likelihood_ = float(self.log_marginal_likelihood())
-        if self.verbose:
-            print(f"[{owner}] log marginal likelihood {self.log_marginal_likelihood_:.6g}",
-                  flush=True)
-        return self
+
+    # ------------------------------------------------- hyperparameters by evidence
+    def _auto_hyperparameters(self):
+        """The hyperparameters set to 'auto' (the evidence chooses them in fit)."""
+        return [name for name in ("prior_precision", "noise_std")
+                if isinstance(self._fit_params.get(name), str)]
+
+    def _select_by_evidence(self, module, X_t, y_t, w_t, training):
+        """Train along a one-dimensional search of the retrained evidence (see
+        :mod:`._auto`) and return the best fit, rebuilt at the chosen
+        hyperparameters; the trials are kept in ``evidence_trace_``."""
+        auto = self._auto_hyperparameters()
+        noise_auto = "noise_std" in auto
+        fixed_delta = None if "prior_precision" in auto else float(self.prior_precision)
+        initial = flat_parameters(module).detach().clone()
+        best_fit = {}
+
+        def split(t, scale):
+            """(delta, noise scale) of training at log-ratio ``t``."""
+            if fixed_delta is not None:
+                return fixed_delta, math.sqrt(math.exp(t) / fixed_delta)
+            return math.exp(t) / scale**2, scale
+
+        def evaluate(t, warm):
+            scale = 1.0 if warm is None else warm.hyperparameters["noise_scale"]
+            delta, scale = split(t, scale)
+            set_flat_parameters(module, initial if warm is None else warm.state.weights)
+            try:
+                fit = self._train_at(module, X_t, y_t, w_t, training, delta,
+                                     self._likelihood_at(scale))
+            except ValueError:
+                if warm is None:
+                    raise
+                # Training diverged at these extreme hyperparameters: not a candidate.
+                return Trial(t, -math.inf, {"prior_precision": delta, "noise_scale": scale},
+                             None)
+            value, chosen = _profile(fit.evidence, t, delta, scale,
+                                     profile_noise=noise_auto and fixed_delta is None,
+                                     noise_at=self._noise_at)
+            if not math.isfinite(value):
+                value = -math.inf
+            trial = Trial(t, value, chosen, fit)
+            if not best_fit or value > best_fit["trial"].log_evidence:
+                best_fit["trial"] = trial
+            if self.verbose:
+                print(f"[{type(self).__name__}] evidence search: "
+                      + ", ".join(f"{k}={v:.4g}" for k, v in self._reported(chosen).items())
+                      + f", log evidence {self._reported_evidence(value):.6g} "
+                        f"({fit.n_iter} iterations)", flush=True)
+            return trial
+
+        start = 0.0 if fixed_delta is None else math.log(fixed_delta)
+        best, trials = search_log_ratio(evaluate, start)
+        self.evidence_trace_ = [
+            {**self._reported(trial.hyperparameters),
+             "log_marginal_likelihood": self._reported_evidence(trial.log_evidence),
+             "n_iter": None if trial.state is None else trial.state.n_iter}
+            for trial in trials]
+        fit, chosen = best.state, best.hyperparameters
+        if (chosen["prior_precision"] != fit.prior_precision
+                or chosen["noise_scale"] != self._scale_of(fit.likelihood)):
+            # Same ray of delta * sigma^2, so the same MAP: only the curvature changes.
+            set_flat_parameters(module, fit.weights)
+            likelihood = self._likelihood_at(chosen["noise_scale"])
+            with torch.no_grad():
+                posterior, evidence = laplace(
+                    self._posterior_module(module), likelihood,
+                    self._posterior_inputs(X_t, module), y_t, w_t,
+                    structure=self._structure(), prior_precision=chosen["prior_precision"])
+            fit = fit._replace(posterior=posterior, evidence=evidence, likelihood=likelihood,
+                               prior_precision=chosen["prior_precision"])
+        fit.emit_warnings()
+        return fit
+
+    # Hooks a likelihood with hyperparameters (the regressor's noise) overrides.
+    def _likelihood_at(self, scale):
+        return self.likelihood_
+
+    def _scale_of(self, likelihood):
+        return 1.0
+
+    def _noise_at(self, scale):
+        return None
+
+    def _reported(self, hyperparameters):
+        return {"prior_precision": hyperparameters["prior_precision"]}
+
+    def _reported_evidence(self, value):
+        return value
 
     def _solver(self, n_samples):
         """``solver`` with 'auto' resolved: full-batch L-BFGS up to 4096 examples (exact

@@ -107,7 +107,7 @@ class DNN2GPClassifier(ClassifierMixin, BaseDNN2GP):
         "link_samples": [Interval(Integral, 1, None, closed="left")],
     }
 
-    def __init__(self, hidden_layer_sizes=(50,), activation="tanh", *, prior_precision=1.0,
+    def __init__(self, hidden_layer_sizes=(50,), activation="tanh", *, prior_precision="auto",
                  link_approximation="bridge", link_samples=100, posterior="auto",
                  inference="laplace", vi_method="vogn", mc_samples=1, precision_rate=None,
                  initial_precision="auto", solver="auto", max_iter=5000, learning_rate_init=1e-2,
@@ -163,7 +163,7 @@ class DNN2GPClassifier(ClassifierMixin, BaseDNN2GP):
     def _data_checks(self):
         return {}
 
-    def _encode_targets(self, y, dtype, device):
+    def _encode_targets(self, y, dtype, device, weights=None):
         check_classification_targets(y)
         encoder = LabelEncoder().fit(y)
         self.classes_ = encoder.classes_

@@ -6,7 +6,7 @@ from numbers import Real
 import numpy as np
 import torch
 from sklearn.base import RegressorMixin, _fit_context
-from sklearn.utils._param_validation import Interval
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted
 
 from ._base import BaseDNN2GP, finite_evidence, scoped_threads
@@ -96,11 +96,13 @@ class DNN2GPRegressor(RegressorMixin, BaseDNN2GP):
 
     _parameter_constraints = {
         **BaseDNN2GP._parameter_constraints,
-        "noise_std": [Interval(Real, 0, None, closed="neither"), "array-like"],
+        "noise_std": [Interval(Real, 0, None, closed="neither"), "array-like",
+                      StrOptions({"auto"})],
+        "normalize_y": ["boolean"],
     }
 
-    def __init__(self, hidden_layer_sizes=(50,), activation="tanh", *, prior_precision=1.0,
-                 noise_std=1.0, posterior="auto", inference="laplace", vi_method="vogn",
+    def __init__(self, hidden_layer_sizes=(50,), activation="tanh", *, prior_precision="auto",
+                 noise_std="auto", normalize_y=True, posterior="auto", inference="laplace", vi_method="vogn",
                  mc_samples=1, precision_rate=None, initial_precision="auto", solver="auto",
                  max_iter=5000, learning_rate_init=1e-2, batch_size="auto", tol=1e-5,
                  n_iter_no_change=10, random_state=None, device="auto", dtype="float64",
@@ -111,6 +113,7 @@ class DNN2GPRegressor(RegressorMixin, BaseDNN2GP):
         self.activation = activation
         self.prior_precision = prior_precision
         self.noise_std = noise_std
+        self.normalize_y = normalize_y
         self.posterior = posterior
         self.inference = inference
         self.vi_method = vi_method
@@ -155,15 +158,20 @@ class DNN2GPRegressor(RegressorMixin, BaseDNN2GP):
         self : object
         """
         self._fit(X, y, sample_weight)
-        statistics = self._evidence.statistics
-        _warn_if_noise_mismatched(to_numpy(statistics["rss"]), statistics["sum_weights"],
-                                  self.noise_std_)
+        if not isinstance(self.noise_std, str):
+            statistics = self._evidence.statistics
+            _warn_if_noise_mismatched(to_numpy(statistics["rss"]) * self._y_std**2,
+                                      statistics["sum_weights"], self.noise_std_)
         return self
+
+    def _install(self, module, fit):
+        self.noise_std_ = to_numpy(fit.likelihood.noise_std).astype(np.float64) * self._y_std
+        super()._install(module, fit)
 
     def _data_checks(self):
         return {"multi_output": True, "y_numeric": True}
 
-    def _encode_targets(self, y, dtype, device):
+    def _encode_targets(self, y, dtype, device, weights=None):
         if y.dtype.kind not in "biuf":
             # check_array keeps string arrays as they are; refuse them here, not in torch.
             raise ValueError(
@@ -171,21 +179,69 @@ class DNN2GPRegressor(RegressorMixin, BaseDNN2GP):
                 "string targets as numbers or use DNN2GPClassifier for class labels."
             )
         self._y_is_1d = y.ndim == 1
-        Y = y.reshape(y.shape[0], -1)
+        Y = y.reshape(y.shape[0], -1).astype(np.float64)
         n_targets = Y.shape[1]
-        noise_std = _check_noise_std(self.noise_std, n_targets)
-        self.noise_std_ = noise_std
-        return to_tensor(Y, dtype, device), Gaussian(to_tensor(noise_std, dtype, device)), n_targets
+        mean, std = _target_moments(Y, weights)
+        if self.normalize_y:
+            self._y_mean, self._y_std = mean, std
+        else:
+            self._y_mean, self._y_std = np.zeros(n_targets), np.ones(n_targets)
+        if isinstance(self.noise_std, str):
+            if len(Y) < 2:
+                raise ValueError(
+                    "noise_std='auto' estimates the noise from the spread of the targets "
+                    f"and needs at least 2 samples, got n_samples={len(Y)}; set noise_std."
+                )
+            # The search's unit of noise: y's own spread, per target.
+            self._noise_base = std / self._y_std
+        else:
+            self._noise_base = _check_noise_std(self.noise_std, n_targets) / self._y_std
+        self._n_targets = n_targets
+        self._sum_weights = self._sum_weights_of(Y, weights)
+        Z = (Y - self._y_mean) / self._y_std
+        return (to_tensor(Z, dtype, device), self._likelihood_at(1.0, dtype, device),
+                n_targets)
+
+    @staticmethod
+    def _sum_weights_of(Y, weights):
+        return float(len(Y) if weights is None else np.sum(weights))
+
+    def _likelihood_at(self, scale, dtype=None, device=None):
+        """The Gaussian likelihood with noise ``scale`` times the base noise (in the
+        units the network is trained in)."""
+        if dtype is None:
+            dtype, device = self.likelihood_.noise_std.dtype, self.likelihood_.noise_std.device
+        return Gaussian(to_tensor(self._noise_base * scale, dtype, device))
+
+    def _scale_of(self, likelihood):
+        return float(likelihood.noise_std[0].item() / self._noise_base[0])
+
+    def _noise_at(self, scale):
+        return self._noise_base * scale
+
+    def _reported(self, hyperparameters):
+        noise = self._noise_base * hyperparameters["noise_scale"] * self._y_std
+        return {"prior_precision": hyperparameters["prior_precision"],
+                "noise_std": float(noise[0]) if noise.size == 1 else noise}
+
+    def _reported_evidence(self, value):
+        return value - self._log_target_scale(self._sum_weights)
+
+    def _log_target_scale(self, total_weight):
+        """``sum_i w_i sum_k log std_k``: the log Jacobian of normalising y, which
+        turns the evidence of the normalised targets into that of y."""
+        return total_weight * float(np.log(self._y_std).sum())
 
     def _known_targets(self, y, device):
+        """``y`` as the network sees it: normalised when ``normalize_y``."""
         Y = check_array(y, ensure_2d=False, dtype=np.float64, input_name="y")
         Y = Y.reshape(Y.shape[0], -1)
-        if Y.shape[1] != self.noise_std_.size:
+        if Y.shape[1] != self._n_targets:
             raise ValueError(
                 f"y has {Y.shape[1]} targets but the model was fitted with "
-                f"{self.noise_std_.size}."
+                f"{self._n_targets}."
             )
-        return to_tensor(Y, torch.float64, device)
+        return to_tensor((Y - self._y_mean) / self._y_std, torch.float64, device)
 
     @scoped_threads
     def log_marginal_likelihood(self, prior_precision=None, noise_std=None):
@@ -216,7 +272,9 @@ class DNN2GPRegressor(RegressorMixin, BaseDNN2GP):
         delta = self._check_prior_precision(prior_precision)
         sigma = self.noise_std_ if noise_std is None else _check_noise_std(
             noise_std, self.noise_std_.size)
-        value = self._evidence(delta, noise_std=None if noise_std is None else sigma)
+        internal = None if noise_std is None else sigma / self._y_std
+        value = (float(self._evidence(delta, noise_std=internal))
+                 - self._log_target_scale(self._sum_weights))
         return finite_evidence(value, prior_precision=delta, noise_std=sigma)
 
     @scoped_threads
@@ -267,6 +325,7 @@ class DNN2GPRegressor(RegressorMixin, BaseDNN2GP):
                 )
             shift = gp_weight_shift(self._evidence.posterior, self._evidence.statistics["b"])
             y_mean = y_mean + to_numpy(self._jacobian(X).to(torch.float64) @ shift)
+        y_mean = y_mean * self._y_std + self._y_mean
         if return_cov:
             n, k = y_mean.shape
             self._check_jacobian_memory(
@@ -276,13 +335,13 @@ class DNN2GPRegressor(RegressorMixin, BaseDNN2GP):
             cov = self.posterior_.functional_covariance(J)
             n, k = y_mean.shape
             cov = to_numpy(cov).reshape(n, k, n, k)
-            cov = np.stack([cov[:, j, :, j] for j in range(k)], axis=-1)
+            cov = np.stack([cov[:, j, :, j] for j in range(k)], axis=-1) * self._y_std**2
             cov = cov + np.eye(n)[:, :, None] * self.noise_std_**2
             return self._shape(y_mean), cov[:, :, 0] if self._y_is_1d else cov
         if return_std:
             _, latent = self._latent(X)
-            var = torch.diagonal(latent, dim1=1, dim2=2)
-            std = np.sqrt(to_numpy(var) + self.noise_std_**2)
+            var = to_numpy(torch.diagonal(latent, dim1=1, dim2=2)) * self._y_std**2
+            std = np.sqrt(var + self.noise_std_**2)
             return self._shape(y_mean), self._shape(std)
         return self._shape(y_mean)
 
@@ -304,9 +363,23 @@ class DNN2GPRegressor(RegressorMixin, BaseDNN2GP):
         check_is_fitted(self)
         X = self._validate_X(X)
         _, latent = self._latent(X)
-        epistemic = to_numpy(torch.diagonal(latent, dim1=1, dim2=2))
+        epistemic = to_numpy(torch.diagonal(latent, dim1=1, dim2=2)) * self._y_std**2
         aleatoric = np.broadcast_to(self.noise_std_**2, epistemic.shape).copy()
         return self._shape(epistemic), self._shape(aleatoric)
+
+    def _output_scale(self):
+        return self._y_std if self._fitted("normalize_y") else None
+
+    def _to_output_units(self, values):
+        return values * self._y_std + self._y_mean
+
+    def _gp_to_output_units(self, gp):
+        n, k = gp["targets"].shape
+        std = np.tile(self._y_std, n)
+        return {"prior_mean": gp["prior_mean"] * std + np.tile(self._y_mean, n),
+                "kernel": gp["kernel"] * np.outer(std, std),
+                "targets": self._to_output_units(gp["targets"]),
+                "noise_precision": gp["noise_precision"] / np.outer(self._y_std, self._y_std)}
 
     def _shape(self, array):
         return array[:, 0] if self._y_is_1d else array
@@ -335,6 +408,20 @@ def _warn_if_noise_mismatched(rss, sum_weights, noise_std):
             UserWarning,
             stacklevel=5,
         )
+
+
+def _target_moments(Y, weights):
+    """Per-target (weighted) mean and std of ``Y``; a std of zero becomes 1, so
+    that constant targets normalise to zeros."""
+    w = np.ones(len(Y)) if weights is None else np.asarray(weights, dtype=np.float64)
+    total = w.sum()
+    if total <= 0:
+        return np.zeros(Y.shape[1]), np.ones(Y.shape[1])
+    mean = w @ Y / total
+    std = np.sqrt(np.maximum(w @ (Y - mean) ** 2 / total, 0.0))
+    scale = np.abs(mean).clip(min=1.0)
+    std[~(std > 1e-12 * scale)] = 1.0
+    return mean, std
 
 
 def _check_noise_std(noise_std, n_targets):

@@ -81,19 +81,21 @@ class GPViewMixin:
     :class:`~sklearn_dnn2gp._base.BaseDNN2GP`."""
 
     # -------------------------------------------------------- jacobian views
-    def _posterior_module(self):
-        """The part of the network the posterior is over: all of it, or its last
-        layer (``subset_of_weights='last_layer'``), a linear model on the features
-        the layers before it learned."""
+    def _posterior_module(self, module=None):
+        """The part of the network (``module_`` unless given) the posterior is over:
+        all of it, or its last layer (``subset_of_weights='last_layer'``), a linear
+        model on the features the layers before it learned."""
+        module = self.module_ if module is None else module
         if self._fitted("subset_of_weights") == "last_layer":
-            return self.module_[-1:]  # a Sequential of one Linear: analytic Jacobians, K-FAC
-        return self.module_
+            return module[-1:]  # a Sequential of one Linear: analytic Jacobians, K-FAC
+        return module
 
     @torch.no_grad()
-    def _posterior_inputs(self, X_t):
+    def _posterior_inputs(self, X_t, module=None):
         """What :meth:`_posterior_module` sees for the network inputs ``X_t``."""
+        module = self.module_ if module is None else module
         if self._fitted("subset_of_weights") == "last_layer":
-            return self.module_[:-1](X_t)
+            return module[:-1](X_t)
         return X_t
 
     def _jacobian_chunks(self, X):
@@ -143,7 +145,7 @@ class GPViewMixin:
         X = self._validate_X(X)
         self._check_jacobian_memory(jacobian_bytes(len(X), self._n_outputs, self._n_params),
                                     f"features of {len(X):,} points")
-        return to_numpy(self._jacobian(X))
+        return to_numpy(self._output_jacobian(X))
 
     @scoped_threads
     @_subset_doc
@@ -193,8 +195,8 @@ class GPViewMixin:
         jacobians = jacobian_bytes(n + (0 if Y is None else m), k, self._n_params)
         self._check_jacobian_memory(jacobians + 8 * n * m * blocks,
                                     f"kernel(mode={mode!r}) on {n:,} x {m:,} points")
-        JX = self._jacobian(X)
-        JY = JX if Y is None else self._jacobian(Y)
+        JX = self._output_jacobian(X)
+        JY = JX if Y is None else self._output_jacobian(Y)
         K = to_numpy(ntk(JX, JY, mode))
         return (K, indices) if return_indices else K
 
@@ -231,7 +233,8 @@ class GPViewMixin:
         check_consistent_length(X, y)
         param = next(self.module_.parameters())
         targets = self._known_targets(y, param.device)
-        y_tilde = to_numpy(torch.cat([t for _, _, t, _ in self._gp_view_chunks(X, targets)]))
+        y_tilde = self._to_output_units(to_numpy(torch.cat(
+            [t for _, _, t, _ in self._gp_view_chunks(X, targets)])))
         # 1-D like the targets of a single-output fit (a regressor remembers 2-D y).
         return y_tilde[:, 0] if getattr(self, "_y_is_1d", y_tilde.shape[1] == 1) else y_tilde
 
@@ -311,7 +314,8 @@ class GPViewMixin:
             learning_rate=self._fitted("learning_rate_init"),
             weights=None if weights is None else weights.to(param.device),
         )
-        gp = {name: to_numpy(value) for name, value in gp._asdict().items()}
+        gp = self._gp_to_output_units(
+            {name: to_numpy(value) for name, value in gp._asdict().items()})
         return (gp, indices) if return_indices else gp
 
     @scoped_threads
@@ -396,7 +400,7 @@ class GPViewMixin:
         n_observations = count * likelihood.observed_dim(k)
         value = (whitened_log_evidence(M, u, self.prior_precision_, space=space)
                  + 0.5 * (n * k - n_observations) * LOG_2PI + 0.5 * log_det)
-        value = float(value)
+        value = float(value) - self._log_target_scale(count)
         return (value, indices) if return_indices else value
 
     def _gp_view_chunks(self, X, targets):
@@ -428,6 +432,30 @@ class GPViewMixin:
             )
         return subset_indices(n_samples, size, y=labels, strategy=strategy,
                               random_state=random_state)
+    # Hooks for an estimator whose network predicts rescaled targets (normalize_y):
+    # the views are in the units of y.
+    def _output_scale(self):
+        """Per-output factor from the network's outputs to the units of y, or None."""
+        return None
+
+    def _output_jacobian(self, X):
+        """Jacobians of the outputs in the units of y."""
+        J = self._jacobian(X)
+        scale = self._output_scale()
+        if scale is None:
+            return J
+        return J * torch.as_tensor(scale, dtype=J.dtype, device=J.device)[:, None]
+
+    def _to_output_units(self, values):
+        return values
+
+    def _gp_to_output_units(self, gp):
+        return gp
+
+    def _log_target_scale(self, total_weight):
+        """The log Jacobian from the targets the network fits to those of the user,
+        for this much sample weight (0 when they are the same)."""
+        return 0.0
 
     @property
     def _n_outputs(self):

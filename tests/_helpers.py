@@ -90,3 +90,21 @@ def make_stationary(est, X, y, sample_weight=None):
     est.fit(X, y, sample_weight=sample_weight)
     assert est.n_iter_ == 0, "the refit moved the polished weights"
     return est
+
+
+def FixedRegressor(*args, **params):
+    """A DNN2GPRegressor at the fixed hyperparameters most tests are written for
+    (``prior_precision=1``, ``noise_std=1``, y as given), unless overridden: the
+    default ``'auto'`` search and ``normalize_y`` have their own tests."""
+    from sklearn_dnn2gp import DNN2GPRegressor
+
+    return DNN2GPRegressor(*args, **{"prior_precision": 1.0, "noise_std": 1.0,
+                                     "normalize_y": False, **params})
+
+
+def FixedClassifier(*args, **params):
+    """A DNN2GPClassifier at ``prior_precision=1`` unless overridden (see
+    :func:`FixedRegressor`)."""
+    from sklearn_dnn2gp import DNN2GPClassifier
+
+    return DNN2GPClassifier(*args, **{"prior_precision": 1.0, **params})

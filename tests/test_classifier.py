@@ -5,12 +5,11 @@ import pytest
 import torch
 from sklearn.datasets import make_blobs, make_moons
 
-from sklearn_dnn2gp import DNN2GPClassifier
 from sklearn_dnn2gp._curvature import whitened_jacobians
 from sklearn_dnn2gp._likelihoods import Bernoulli, Categorical
 from sklearn_dnn2gp._posterior import FullPosterior
 
-from ._helpers import make_stationary
+from ._helpers import FixedClassifier, make_stationary
 
 
 def _softmax(z):
@@ -69,7 +68,7 @@ def _newton_softmax_regression(X, y, n_classes, delta, binary):
 def test_linear_model_is_laplace_logistic_regression(n_classes):
     X, y = make_blobs(60, centers=n_classes, cluster_std=3.0, random_state=0)
     delta = 0.5
-    clf = DNN2GPClassifier(hidden_layer_sizes=(), prior_precision=delta,
+    clf = FixedClassifier(hidden_layer_sizes=(), prior_precision=delta,
                            random_state=0).fit(X, y)
     make_stationary(clf, X, y)
     w, H, evidence, _ = _newton_softmax_regression(X, y, n_classes, delta, n_classes == 2)
@@ -101,7 +100,7 @@ def test_linear_model_is_laplace_logistic_regression(n_classes):
                                                       (Categorical(), 4, (12,))])
 def test_weight_and_function_space_epistemic_variances_agree(likelihood, n_out, hidden):
     X, y = make_blobs(15, centers=max(n_out, 2), random_state=1)
-    clf = DNN2GPClassifier(hidden_layer_sizes=hidden, random_state=0, max_iter=300).fit(X, y)
+    clf = FixedClassifier(hidden_layer_sizes=hidden, random_state=0, max_iter=300).fit(X, y)
     Xt = torch.tensor(X)
     M = torch.cat([M.reshape(-1, M.shape[-1]) for *_, M in
                    whitened_jacobians(clf.module_, likelihood, Xt)])
@@ -121,7 +120,7 @@ def test_weight_and_function_space_epistemic_variances_agree(likelihood, n_out, 
 def test_string_labels_binary_and_multiclass():
     X, y = make_blobs(90, centers=3, random_state=0)
     names = np.array(["cat", "dog", "emu"])[y]
-    clf = DNN2GPClassifier(hidden_layer_sizes=(10,), random_state=0).fit(X, names)
+    clf = FixedClassifier(hidden_layer_sizes=(10,), random_state=0).fit(X, names)
     assert list(clf.classes_) == ["cat", "dog", "emu"]
     assert clf.score(X, names) > 0.9
     assert clf.predict_proba(X).shape == (90, 3)
@@ -137,13 +136,13 @@ def test_string_labels_binary_and_multiclass():
 def test_single_class_is_refused():
     X = np.random.RandomState(0).randn(10, 2)
     with pytest.raises(ValueError, match="only one class"):
-        DNN2GPClassifier().fit(X, np.ones(10))
+        FixedClassifier().fit(X, np.ones(10))
 
 
 @pytest.mark.parametrize("n_classes", [2, 3])
 def test_link_approximations(n_classes):
     X, y = make_blobs(80, centers=n_classes, random_state=0)
-    clf = DNN2GPClassifier(hidden_layer_sizes=(10,), random_state=0, link_samples=20000).fit(X, y)
+    clf = FixedClassifier(hidden_layer_sizes=(10,), random_state=0, link_samples=20000).fit(X, y)
     X_test = np.vstack([X[:5], [[12.0, -12.0], [0.0, 12.0]]])
     f, _ = clf.predict_latent(X_test)
     plugin = clf.predict_proba(X_test, "plugin")
@@ -167,7 +166,7 @@ def test_link_approximations(n_classes):
 @pytest.mark.parametrize("posterior", ["full", "diag"])
 def test_far_points_are_more_uncertain(posterior):
     X, y = make_moons(100, noise=0.1, random_state=0)
-    clf = DNN2GPClassifier(hidden_layer_sizes=(20,), posterior=posterior, random_state=0)
+    clf = FixedClassifier(hidden_layer_sizes=(20,), posterior=posterior, random_state=0)
     clf.fit(X, y)
     far = np.array([[4.0, 4.0], [-4.0, -3.0], [5.0, -4.0]])
     _, var_train = clf.predict_latent(X)
@@ -184,7 +183,7 @@ def test_far_points_are_more_uncertain(posterior):
 
 def test_multiclass_uncertainty_decomposition():
     X, y = make_blobs(60, centers=3, random_state=0)
-    clf = DNN2GPClassifier(hidden_layer_sizes=(8,), random_state=0).fit(X, y)
+    clf = FixedClassifier(hidden_layer_sizes=(8,), random_state=0).fit(X, y)
     epi, ale = clf.predict_uncertainty(X[:4])
     f, var = clf.predict_latent(X[:4])
     p = _softmax(f)
@@ -195,7 +194,7 @@ def test_multiclass_uncertainty_decomposition():
 
 def test_kernel_modes():
     X, y = make_blobs(12, centers=3, random_state=0)
-    clf = DNN2GPClassifier(hidden_layer_sizes=(5,), random_state=0, max_iter=100).fit(X, y)
+    clf = FixedClassifier(hidden_layer_sizes=(5,), random_state=0, max_iter=100).fit(X, y)
     J = clf.features(X)
     full = clf.kernel(X, mode="full")
     assert full.shape == (36, 36)
@@ -210,8 +209,8 @@ def test_determinism_pickle_and_rng():
     X, y = make_moons(60, noise=0.2, random_state=0)
     params = dict(hidden_layer_sizes=(8,), solver="adam", max_iter=30, random_state=5,
                   link_approximation="mc")
-    a = DNN2GPClassifier(**params).fit(X, y)
-    b = DNN2GPClassifier(**params).fit(X, y)
+    a = FixedClassifier(**params).fit(X, y)
+    b = FixedClassifier(**params).fit(X, y)
     np.testing.assert_array_equal(a.predict_proba(X), b.predict_proba(X))
     state = torch.random.get_rng_state()
     a.predict_proba(X)
@@ -244,7 +243,7 @@ def test_digits_accuracy_and_calibration():
                                                         stratify=y)
     scaler = StandardScaler().fit(X_train)
     X_train, X_test = scaler.transform(X_train), scaler.transform(X_test)
-    clf = DNN2GPClassifier(hidden_layer_sizes=(50,), prior_precision=1.0, random_state=0)
+    clf = FixedClassifier(hidden_layer_sizes=(50,), prior_precision=1.0, random_state=0)
     clf.fit(X_train, y_train)
     assert clf.score(X_test, y_test) >= 0.95
     links = ("plugin", "bridge", "probit", "mc")

@@ -6,9 +6,9 @@ import pytest
 import torch
 from sklearn.datasets import make_blobs
 
-from sklearn_dnn2gp import DNN2GPClassifier, DNN2GPRegressor
+from sklearn_dnn2gp import DNN2GPRegressor
 
-from ._helpers import gap_data
+from ._helpers import FixedClassifier, FixedRegressor, gap_data
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
@@ -83,12 +83,12 @@ def _assert_same(a, b, where):
 
 
 _CASES = [
-    (DNN2GPRegressor(hidden_layer_sizes=(4,), max_iter=30, random_state=0), "regression"),
-    (DNN2GPRegressor(hidden_layer_sizes=(4,), inference="vi", posterior="full",
+    (FixedRegressor(hidden_layer_sizes=(4,), max_iter=30, random_state=0), "regression"),
+    (FixedRegressor(hidden_layer_sizes=(4,), inference="vi", posterior="full",
                      learning_rate_init=0.2, max_iter=5, random_state=0), "regression"),
-    (DNN2GPClassifier(hidden_layer_sizes=(4,), link_approximation="mc", max_iter=30,
+    (FixedClassifier(hidden_layer_sizes=(4,), link_approximation="mc", max_iter=30,
                       random_state=0), "classification"),
-    (DNN2GPClassifier(hidden_layer_sizes=(4,), inference="vi", learning_rate_init=0.2,
+    (FixedClassifier(hidden_layer_sizes=(4,), inference="vi", learning_rate_init=0.2,
                       max_iter=5, random_state=0), "classification"),
 ]
 

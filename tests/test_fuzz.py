@@ -22,8 +22,10 @@ from hypothesis import strategies as st
 from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
 
-from sklearn_dnn2gp import DNN2GPClassifier, DNN2GPRegressor
+from sklearn_dnn2gp import DNN2GPClassifier
 from sklearn_dnn2gp.model_selection import EvidenceSearchCV, maximize_evidence
+
+from ._helpers import FixedClassifier, FixedRegressor
 
 # The error types scikit-learn raises for bad input; anything else breaks the contract.
 ALLOWED_ERRORS = (ValueError, TypeError, MemoryError)
@@ -222,7 +224,7 @@ def test_classifier_predictions_at_scaled_inputs(seed, n_classes, activation, in
                                                  posterior, link, prior_precision,
                                                  separable, width):
     X, y = classification_data(seed, 30, n_classes, separable)
-    clf = DNN2GPClassifier(
+    clf = FixedClassifier(
         hidden_layer_sizes=(width,), activation=activation, inference=inference,
         posterior=posterior, link_approximation=link, prior_precision=prior_precision,
         max_iter=30, link_samples=20, random_state=seed)
@@ -259,7 +261,7 @@ def test_classifier_after_extreme_fits(seed, n_classes, solver, learning_rate, w
     X, y = classification_data(seed, 24, n_classes, separable=False)
     X = X * x_scale
     weights = np.random.RandomState(seed).uniform(0.5, 1.0, len(y)) * weight_scale
-    clf = DNN2GPClassifier(hidden_layer_sizes=(4,), solver=solver,
+    clf = FixedClassifier(hidden_layer_sizes=(4,), solver=solver,
                            learning_rate_init=learning_rate, posterior=posterior,
                            link_approximation=link, max_iter=30, link_samples=20,
                            random_state=seed)
@@ -293,7 +295,7 @@ def test_regressor_outputs(seed, dtype, posterior, inference, prior_precision, n
                            y_scale, y_shift, other_precision, other_noise):
     X, y = regression_data(seed, 30)
     y = y * y_scale + y_shift
-    reg = DNN2GPRegressor(hidden_layer_sizes=(8,), dtype=dtype, posterior=posterior,
+    reg = FixedRegressor(hidden_layer_sizes=(8,), dtype=dtype, posterior=posterior,
                           inference=inference, prior_precision=prior_precision,
                           noise_std=noise_std, max_iter=30, random_state=seed)
     fam = "regressor"
@@ -333,7 +335,7 @@ def test_noise_std_far_from_the_residual_scale_is_not_silent(shift):
     # says that noise_std does not match the residuals or still covers its targets.
     X, y = regression_data(0, 30)
     y = shift + 1e3 * y
-    reg = DNN2GPRegressor(hidden_layer_sizes=(8,), max_iter=50, random_state=0)
+    reg = FixedRegressor(hidden_layer_sizes=(8,), max_iter=50, random_state=0)
     label = f"{_short(reg)}.fit(X, {shift:g} + 1e3 * y)"
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -357,9 +359,9 @@ def test_noise_std_far_from_the_residual_scale_is_not_silent(shift):
 
 # ------------------------------------------------------ divergent training
 @pytest.mark.parametrize("make", [
-    lambda: (DNN2GPRegressor, regression_data(0, 30)),
-    lambda: (DNN2GPClassifier, classification_data(0, 30, 2, separable=False)),
-    lambda: (DNN2GPClassifier, classification_data(0, 30, 3, separable=True)),
+    lambda: (FixedRegressor, regression_data(0, 30)),
+    lambda: (FixedClassifier, classification_data(0, 30, 2, separable=False)),
+    lambda: (FixedClassifier, classification_data(0, 30, 3, separable=True)),
 ], ids=["regressor", "binary", "multiclass"])
 def test_divergent_adam_is_not_silent(make):
     Estimator, (X, y) = make()
@@ -393,8 +395,8 @@ def bad_input_cases():
     X, y = regression_data(0, 20)
     Xc, yc = classification_data(0, 20, 2, separable=False)
     frame = pd.DataFrame({"a": X[:, 0], "b": ["u", "v"] * 10})
-    reg = DNN2GPRegressor(hidden_layer_sizes=(4,), max_iter=20, random_state=0)
-    clf = DNN2GPClassifier(hidden_layer_sizes=(4,), max_iter=20, random_state=0)
+    reg = FixedRegressor(hidden_layer_sizes=(4,), max_iter=20, random_state=0)
+    clf = FixedClassifier(hidden_layer_sizes=(4,), max_iter=20, random_state=0)
     fitted = _quiet_fit(clone(reg), X, y)
     vi = _quiet_fit(clone(reg).set_params(inference="vi", max_iter=5), X, y)
     return {
@@ -454,7 +456,7 @@ def test_categorical_column_is_rejected_or_handled(codes):
     pd = pytest.importorskip("pandas")
     X, y = classification_data(0, 20, 2, separable=False)
     frame = pd.DataFrame({"a": X[:, 0], "b": pd.Categorical(codes * 10)})
-    clf = DNN2GPClassifier(hidden_layer_sizes=(4,), max_iter=20, random_state=0)
+    clf = FixedClassifier(hidden_layer_sizes=(4,), max_iter=20, random_state=0)
     label = f"{_short(clf)}.fit(DataFrame with a categorical column of {codes}, y)"
     fitted = _check_outputs("bad-input", label, lambda: _quiet_fit(clf, frame, y), "fitted")
     if fitted is not None:
@@ -469,10 +471,10 @@ def test_categorical_column_is_rejected_or_handled(codes):
 def test_non_finite_inputs_raise_value_error(seed, classifier, where, value, row):
     if classifier:
         X, y = classification_data(seed, 20, 2, separable=False)
-        est = DNN2GPClassifier(hidden_layer_sizes=(4,), max_iter=10, random_state=0)
+        est = FixedClassifier(hidden_layer_sizes=(4,), max_iter=10, random_state=0)
     else:
         X, y = regression_data(seed, 20)
-        est = DNN2GPRegressor(hidden_layer_sizes=(4,), max_iter=10, random_state=0)
+        est = FixedRegressor(hidden_layer_sizes=(4,), max_iter=10, random_state=0)
     X, y = X.copy(), y.astype(np.float64)
     weights = np.ones(len(y))
     if where == "fit X":
@@ -514,7 +516,7 @@ def test_evidence_search_scores_invalid_candidates(precisions, noises, reuse):
     valid = [p for p in precisions if np.isfinite(p) and p > 0]
     valid_noise = [s for s in noises if np.isfinite(s) and s > 0]
     search = EvidenceSearchCV(
-        DNN2GPRegressor(hidden_layer_sizes=(4,), max_iter=20, random_state=0),
+        FixedRegressor(hidden_layer_sizes=(4,), max_iter=20, random_state=0),
         {"prior_precision": precisions, "noise_std": noises}, reuse_network=reuse,
         max_retrain=2, error_score=-1e9)
     label = (f"EvidenceSearchCV(prior_precision={precisions}, noise_std={noises}, "
@@ -549,7 +551,7 @@ def test_evidence_search_scores_invalid_candidates(precisions, noises, reuse):
        max_retrain=st.sampled_from([0, 1]))
 def test_maximize_evidence_hyperparameter_names(hyperparameters, max_retrain):
     X, y = regression_data(0, 24)
-    reg = DNN2GPRegressor(hidden_layer_sizes=(4,), max_iter=20, noise_std=0.3,
+    reg = FixedRegressor(hidden_layer_sizes=(4,), max_iter=20, noise_std=0.3,
                           prior_precision=1.0, random_state=0)
     label = (f"maximize_evidence({_short(reg)}, X, y, hyperparameters={hyperparameters!r}, "
              f"max_retrain={max_retrain})")

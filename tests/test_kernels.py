@@ -17,10 +17,9 @@ from sklearn.model_selection import cross_val_score
 from sklearn.pipeline import Pipeline
 from torch.func import functional_call, jacrev
 
-from sklearn_dnn2gp import DNN2GPClassifier, DNN2GPRegressor
 from sklearn_dnn2gp.kernels import NTKFeatures, NTKKernel
 
-from ._helpers import gap_data, make_stationary
+from ._helpers import FixedClassifier, FixedRegressor, gap_data, make_stationary
 
 # Float64 throughout: the identities hold to round-off, and these tolerances are
 # a few orders of magnitude above it for the small, moderately conditioned
@@ -35,7 +34,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceW
 @pytest.fixture(scope="module")
 def regressor():
     X, y = gap_data(24)
-    est = DNN2GPRegressor(hidden_layer_sizes=(4,), prior_precision=0.7, noise_std=0.3,
+    est = FixedRegressor(hidden_layer_sizes=(4,), prior_precision=0.7, noise_std=0.3,
                           max_iter=40, random_state=0)
     return est.fit(X, y), X, y
 
@@ -43,7 +42,7 @@ def regressor():
 @pytest.fixture(scope="module")
 def multiclass():
     X, y = make_blobs(n_samples=24, centers=3, random_state=0)
-    est = DNN2GPClassifier(hidden_layer_sizes=(4,), prior_precision=0.5, max_iter=40,
+    est = FixedClassifier(hidden_layer_sizes=(4,), prior_precision=0.5, max_iter=40,
                            random_state=0)
     return est.fit(X, y), X, y
 
@@ -52,7 +51,7 @@ def multiclass():
 def two_targets():
     X, y = gap_data(20)
     Y = np.column_stack([y, np.cos(X[:, 0])])
-    est = DNN2GPRegressor(hidden_layer_sizes=(3,), noise_std=[0.2, 0.4], max_iter=40,
+    est = FixedRegressor(hidden_layer_sizes=(3,), noise_std=[0.2, 0.4], max_iter=40,
                           random_state=0)
     return est.fit(X, Y), X, Y
 
@@ -111,7 +110,7 @@ def test_kernel_modes_and_errors(multiclass):
     with pytest.raises(ValueError, match="Gradient can only be evaluated when Y is None"):
         NTKKernel(est)(X, X, eval_gradient=True)
     with pytest.raises(NotFittedError):
-        NTKKernel(DNN2GPRegressor())(X)
+        NTKKernel(FixedRegressor())(X)
     assert not NTKKernel(est).is_stationary()
     assert NTKKernel(est).requires_vector_input
 
@@ -176,7 +175,7 @@ def test_binary_classifier_gp_view():
     # stationary point its mean, mapped back, is the network's logit.
     X, y = gap_data(24)
     labels = (y > 0).astype(int)
-    clf = DNN2GPClassifier(hidden_layer_sizes=(3,), prior_precision=1.0, random_state=0)
+    clf = FixedClassifier(hidden_layer_sizes=(3,), prior_precision=1.0, random_state=0)
     make_stationary(clf, X, labels)
     p = clf.predict_proba(X, link_approximation="plugin")[:, 1]
     gp = GaussianProcessRegressor(NTKKernel(clf) / clf.prior_precision_,
@@ -251,7 +250,7 @@ def test_features_transformer_in_a_pipeline(regressor, two_targets):
 
 def test_features_fit_an_unfitted_estimator():
     X, y = gap_data(16)
-    unfitted = DNN2GPRegressor(hidden_layer_sizes=(2,), activation="relu", noise_std=0.1,
+    unfitted = FixedRegressor(hidden_layer_sizes=(2,), activation="relu", noise_std=0.1,
                                random_state=0)
     features = NTKFeatures(unfitted).fit(X, y)
     assert features.estimator_ is not unfitted and not hasattr(unfitted, "module_")
@@ -267,7 +266,7 @@ def test_features_transformer_counts_the_posteriors_weights():
     # Under a last-layer posterior (or a user module) the feature map is the Jacobian
     # with respect to the posterior's weights, not the whole network's.
     X, y = gap_data(30)
-    est = DNN2GPRegressor(hidden_layer_sizes=(6, 4), subset_of_weights="last_layer",
+    est = FixedRegressor(hidden_layer_sizes=(6, 4), subset_of_weights="last_layer",
                           max_iter=50, random_state=0).fit(X, y)
     features = NTKFeatures(est).fit(X)
     assert features.transform(X).shape == (30, 5)

@@ -5,14 +5,14 @@ import pytest
 import torch
 from sklearn.datasets import make_blobs
 
-from sklearn_dnn2gp import DNN2GPClassifier, DNN2GPRegressor, _resources
+from sklearn_dnn2gp import _resources
 from sklearn_dnn2gp._curvature import output_and_jacobian
 from sklearn_dnn2gp._evidence import laplace_log_evidence
 from sklearn_dnn2gp._likelihoods import Categorical, Gaussian
 from sklearn_dnn2gp._network import flat_parameters, make_mlp
 from sklearn_dnn2gp._posterior import FullPosterior, KronPosterior
 
-from ._helpers import gap_data
+from ._helpers import FixedClassifier, FixedRegressor, gap_data
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
@@ -108,7 +108,7 @@ def test_kron_blocks_equal_a_brute_force_kfac():
 
 def test_kron_evidence_reevaluation_equals_a_direct_recomputation():
     X, y = gap_data(40)
-    reg = DNN2GPRegressor(hidden_layer_sizes=(6,), noise_std=0.2, posterior="kron",
+    reg = FixedRegressor(hidden_layer_sizes=(6,), noise_std=0.2, posterior="kron",
                           random_state=0).fit(X, y)
     assert isinstance(reg.posterior_, KronPosterior)
     pred = reg.predict(X)
@@ -128,7 +128,7 @@ def test_kron_evidence_reevaluation_equals_a_direct_recomputation():
 
 def test_kron_predictive_and_classifier():
     X, y = make_blobs(60, centers=3, random_state=0)
-    clf = DNN2GPClassifier(hidden_layer_sizes=(8,), posterior="kron", random_state=0).fit(X, y)
+    clf = FixedClassifier(hidden_layer_sizes=(8,), posterior="kron", random_state=0).fit(X, y)
     far = X * 30
     _, var = clf.predict_latent(far)
     _, var_data = clf.predict_latent(X)
@@ -143,11 +143,11 @@ def test_kron_predictive_and_classifier():
 
 def test_auto_takes_kron_when_the_full_posterior_is_too_big(monkeypatch):
     X, y = gap_data(300)  # 300 rows > 286 parameters: the weight-space full posterior
-    reg = DNN2GPRegressor(hidden_layer_sizes=(15, 15), max_iter=20, random_state=0).fit(X, y)
+    reg = FixedRegressor(hidden_layer_sizes=(15, 15), max_iter=20, random_state=0).fit(X, y)
     assert reg._structure() == "full"
     monkeypatch.setattr(_resources, "available_memory", lambda device: 10**6)
     assert reg.fit(X, y)._structure() == "kron"
     assert isinstance(reg.posterior_, KronPosterior)
-    vi = DNN2GPRegressor(hidden_layer_sizes=(3,), inference="vi", posterior="kron", max_iter=2)
+    vi = FixedRegressor(hidden_layer_sizes=(3,), inference="vi", posterior="kron", max_iter=2)
     with pytest.raises(ValueError, match="kron"):
         vi.fit(X, y)

@@ -5,9 +5,7 @@ import pytest
 import torch
 from sklearn.datasets import make_blobs
 
-from sklearn_dnn2gp import DNN2GPClassifier, DNN2GPRegressor
-
-from ._helpers import blr_log_evidence, blr_posterior, gap_data
+from ._helpers import FixedClassifier, FixedRegressor, blr_log_evidence, blr_posterior, gap_data
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
@@ -23,7 +21,7 @@ def _features(est, X):
 def test_last_layer_is_bayesian_linear_regression_on_the_features(posterior):
     X, y = gap_data(50)
     delta, sigma = 0.8, 0.2
-    est = DNN2GPRegressor(hidden_layer_sizes=(12, 6), prior_precision=delta, noise_std=sigma,
+    est = FixedRegressor(hidden_layer_sizes=(12, 6), prior_precision=delta, noise_std=sigma,
                           subset_of_weights="last_layer", posterior=posterior,
                           random_state=0).fit(X, y)
     Phi = _features(est, X)
@@ -59,12 +57,12 @@ def test_last_layer_is_bayesian_linear_regression_on_the_features(posterior):
 
 def test_last_layer_classifier_and_refusals():
     X, y = make_blobs(60, centers=3, random_state=0)
-    clf = DNN2GPClassifier(hidden_layer_sizes=(8,), subset_of_weights="last_layer",
+    clf = FixedClassifier(hidden_layer_sizes=(8,), subset_of_weights="last_layer",
                            random_state=0).fit(X, y)
     assert clf.posterior_.n_parameters == 8 * 3 + 3
     proba = clf.predict_proba(X, "probit")
     np.testing.assert_allclose(proba.sum(1), 1, rtol=1e-12)
     assert clf.features(X[:2]).shape == (2, 3, 27)
     with pytest.raises(ValueError, match="last_layer"):
-        DNN2GPRegressor(hidden_layer_sizes=(3,), inference="vi", max_iter=2,
+        FixedRegressor(hidden_layer_sizes=(3,), inference="vi", max_iter=2,
                         subset_of_weights="last_layer").fit(*gap_data(10))

@@ -12,7 +12,6 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils._param_validation import InvalidParameterError
 
-from sklearn_dnn2gp import DNN2GPRegressor
 from sklearn_dnn2gp._utils import worker_torch_threads
 from sklearn_dnn2gp.model_selection import (
     EvidenceSearchCV,
@@ -20,6 +19,8 @@ from sklearn_dnn2gp.model_selection import (
     evidence_scorer,
     maximize_evidence,
 )
+
+from ._helpers import FixedRegressor
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
@@ -35,7 +36,7 @@ def data():
 
 
 def small_regressor(**params):
-    return DNN2GPRegressor(hidden_layer_sizes=(8,), max_iter=200, random_state=0, **params)
+    return FixedRegressor(hidden_layer_sizes=(8,), max_iter=200, random_state=0, **params)
 
 
 def manual_evidence(estimator, candidates, X, y):

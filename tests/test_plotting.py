@@ -8,7 +8,7 @@ from sklearn.datasets import make_blobs, make_moons
 from sklearn.gaussian_process import GaussianProcessRegressor
 from sklearn.gaussian_process.kernels import RBF
 
-from sklearn_dnn2gp import DNN2GPClassifier, DNN2GPRegressor, EvidenceSearchCV
+from sklearn_dnn2gp import EvidenceSearchCV
 from sklearn_dnn2gp.plotting import (
     EvidenceDisplay,
     KernelDisplay,
@@ -16,7 +16,7 @@ from sklearn_dnn2gp.plotting import (
     UncertaintyDisplay,
 )
 
-from ._helpers import gap_data
+from ._helpers import FixedClassifier, FixedRegressor, gap_data
 
 matplotlib = pytest.importorskip("matplotlib")
 matplotlib.use("Agg")
@@ -36,21 +36,21 @@ pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceW
 @pytest.fixture(scope="module")
 def regressor():
     X, y = gap_data(30)
-    est = DNN2GPRegressor(hidden_layer_sizes=(5,), noise_std=0.1, max_iter=60, random_state=0)
+    est = FixedRegressor(hidden_layer_sizes=(5,), noise_std=0.1, max_iter=60, random_state=0)
     return est.fit(X, y), X, y
 
 
 @pytest.fixture(scope="module")
 def binary():
     X, y = make_moons(n_samples=40, noise=0.2, random_state=0)
-    est = DNN2GPClassifier(hidden_layer_sizes=(5,), max_iter=60, random_state=0)
+    est = FixedClassifier(hidden_layer_sizes=(5,), max_iter=60, random_state=0)
     return est.fit(X, y), X, y
 
 
 @pytest.fixture(scope="module")
 def multiclass():
     X, y = make_blobs(n_samples=30, centers=3, random_state=0)
-    est = DNN2GPClassifier(hidden_layer_sizes=(4,), max_iter=60, random_state=0)
+    est = FixedClassifier(hidden_layer_sizes=(4,), max_iter=60, random_state=0)
     return est.fit(X, y), X, y
 
 
@@ -171,7 +171,7 @@ def test_uncertainty_display_per_class(multiclass, regressor):
 
 def test_evidence_display_from_search_and_table():
     X, y = gap_data(20)
-    base = DNN2GPRegressor(hidden_layer_sizes=(2,), activation="relu", noise_std=0.1,
+    base = FixedRegressor(hidden_layer_sizes=(2,), activation="relu", noise_std=0.1,
                            max_iter=50, random_state=0)
     grid = {"prior_precision": [10.0, 0.1, 1.0]}
     search = EvidenceSearchCV(base, grid).fit(X, y)
@@ -207,7 +207,7 @@ def test_evidence_display_from_search_and_table():
 
 def test_evidence_display_from_search_needs_one_parameter():
     X, y = gap_data(16)
-    base = DNN2GPRegressor(hidden_layer_sizes=(2,), activation="relu", max_iter=20,
+    base = FixedRegressor(hidden_layer_sizes=(2,), activation="relu", max_iter=20,
                            random_state=0)
     grid = {"prior_precision": [0.1, 1.0], "noise_std": [0.1, 1.0]}
     search = EvidenceSearchCV(base, grid).fit(X, y)

@@ -6,13 +6,13 @@ import torch
 from sklearn.gaussian_process import GaussianProcessRegressor
 from sklearn.gaussian_process.kernels import ConstantKernel, DotProduct
 
-from sklearn_dnn2gp import DNN2GPRegressor
 from sklearn_dnn2gp._curvature import whitened_jacobians
 from sklearn_dnn2gp._evidence import laplace_log_evidence
 from sklearn_dnn2gp._gp import gaussian_transformed_targets, whitened_log_evidence
 from sklearn_dnn2gp._likelihoods import Gaussian
 
 from ._helpers import (
+    FixedRegressor,
     blr_log_evidence,
     blr_posterior,
     gap_data,
@@ -52,7 +52,7 @@ def _whitened(est, X, y, noise_std=None, weights=None):
 @pytest.mark.parametrize("delta, sigma", [(1.0, 0.3), (0.05, 1.7)])
 def test_linear_model_is_bayesian_linear_regression(delta, sigma):
     X, y = _linear_data()
-    est = DNN2GPRegressor(
+    est = FixedRegressor(
         hidden_layer_sizes=(), prior_precision=delta, noise_std=sigma, random_state=0
     ).fit(X, y)
     make_stationary(est, X, y)
@@ -89,7 +89,7 @@ def test_linear_model_is_bayesian_linear_regression(delta, sigma):
 def test_linear_multi_output_evidence_is_sum_of_independent_regressions():
     X, Y = _linear_data(k=2)
     sigma = np.array([0.4, 0.9])
-    est = DNN2GPRegressor(
+    est = FixedRegressor(
         hidden_layer_sizes=(), prior_precision=0.5, noise_std=sigma
     ).fit(X, Y)
     Phi = np.hstack([X, np.ones((len(X), 1))])
@@ -116,7 +116,7 @@ def test_linear_multi_output_evidence_is_sum_of_independent_regressions():
 def test_weight_and_function_space_agree(hidden, n):
     # (3,) with n=40 has P=10 < n: weight space; (30,) with n=12 has P=91 > n: function space.
     X, y = gap_data(n)
-    est = DNN2GPRegressor(
+    est = FixedRegressor(
         hidden_layer_sizes=hidden, prior_precision=0.7, noise_std=0.2, max_iter=300, random_state=0
     ).fit(X, y)
     expected_space = "weight" if est.posterior_.n_parameters < n else "function"
@@ -154,7 +154,7 @@ def test_weight_and_function_space_agree(hidden, n):
 
 def test_weight_space_samples_match_covariance():
     X, y = gap_data(12)
-    est = DNN2GPRegressor(hidden_layer_sizes=(4,), noise_std=0.3, random_state=0).fit(X, y)
+    est = FixedRegressor(hidden_layer_sizes=(4,), noise_std=0.3, random_state=0).fit(X, y)
     from sklearn_dnn2gp._posterior import FullPosterior
 
     M, _ = _whitened(est, X, y)
@@ -169,7 +169,7 @@ def test_weight_space_samples_match_covariance():
 
 def test_gp_evidence_equals_laplace_evidence_at_stationary_point():
     X, y = gap_data(30)
-    est = DNN2GPRegressor(
+    est = FixedRegressor(
         hidden_layer_sizes=(10,),
         prior_precision=0.5,
         noise_std=0.3,
@@ -186,7 +186,7 @@ def test_gp_evidence_equals_laplace_evidence_at_stationary_point():
 @pytest.mark.parametrize("posterior", ["full", "diag"])
 def test_evidence_reevaluation_equals_direct_recomputation(posterior):
     X, y = gap_data(40)
-    est = DNN2GPRegressor(
+    est = FixedRegressor(
         hidden_layer_sizes=(6,),
         prior_precision=1.0,
         noise_std=0.2,
@@ -206,7 +206,7 @@ def test_evidence_reevaluation_equals_direct_recomputation(posterior):
             g = (M**2).sum(0).numpy()
             direct = log_lik - 0.5 * delta * w @ w - 0.5 * np.log1p(g / delta).sum()
         np.testing.assert_allclose(est.log_marginal_likelihood(delta, sigma), direct, rtol=1e-8)
-        refit = DNN2GPRegressor(
+        refit = FixedRegressor(
             **{**est.get_params(), "prior_precision": delta, "noise_std": sigma}
         )
         assert refit.get_params()["prior_precision"] == delta  # cheap path needs no refit
@@ -214,7 +214,7 @@ def test_evidence_reevaluation_equals_direct_recomputation(posterior):
 
 def test_predictive_std_grows_in_the_gap():
     X, y = gap_data(80)
-    est = DNN2GPRegressor(hidden_layer_sizes=(30,), noise_std=0.1, prior_precision=1.0,
+    est = FixedRegressor(hidden_layer_sizes=(30,), noise_std=0.1, prior_precision=1.0,
                           random_state=0).fit(X, y)
     in_gap = np.array([[-0.5], [0.0], [0.5]])
     _, std_data = est.predict(X, return_std=True)
@@ -227,7 +227,7 @@ def test_predictive_std_grows_in_the_gap():
 
 def test_return_cov_diagonal_is_std_squared():
     X, Y = _linear_data(k=2)
-    est = DNN2GPRegressor(hidden_layer_sizes=(5,), noise_std=[0.3, 0.6], random_state=0).fit(X, Y)
+    est = FixedRegressor(hidden_layer_sizes=(5,), noise_std=[0.3, 0.6], random_state=0).fit(X, Y)
     _, std = est.predict(X[:6], return_std=True)
     _, cov = est.predict(X[:6], return_cov=True)
     assert cov.shape == (6, 6, 2)
@@ -239,8 +239,8 @@ def test_return_cov_diagonal_is_std_squared():
 def test_integer_sample_weights_equal_repeated_rows():
     X, y = gap_data(20)
     weights = np.random.RandomState(0).randint(0, 4, len(y))
-    a = DNN2GPRegressor(hidden_layer_sizes=(5,), noise_std=0.2, random_state=0)
-    b = DNN2GPRegressor(**a.get_params())
+    a = FixedRegressor(hidden_layer_sizes=(5,), noise_std=0.2, random_state=0)
+    b = FixedRegressor(**a.get_params())
     a.fit(X, y, sample_weight=weights)
     X_rep, y_rep = np.repeat(X, weights, axis=0), np.repeat(y, weights)
     b.fit(X_rep, y_rep)
@@ -257,7 +257,7 @@ def test_integer_sample_weights_equal_repeated_rows():
 
 def test_kernel_and_features_of_linear_model():
     X, y = _linear_data(n=10)
-    est = DNN2GPRegressor(hidden_layer_sizes=()).fit(X, y)
+    est = FixedRegressor(hidden_layer_sizes=()).fit(X, y)
     Phi = np.hstack([X, np.ones((10, 1))])
     np.testing.assert_allclose(est.features(X)[:, 0], Phi)
     np.testing.assert_allclose(est.kernel(X), Phi @ Phi.T, rtol=1e-12)
@@ -270,14 +270,14 @@ def test_kernel_and_features_of_linear_model():
 def test_determinism_and_pickle():
     X, y = gap_data(30)
     params = dict(hidden_layer_sizes=(8,), solver="adam", max_iter=50, random_state=3)
-    a = DNN2GPRegressor(**params).fit(X, y)
-    b = DNN2GPRegressor(**params).fit(X, y)
-    c = DNN2GPRegressor(**{**params, "random_state": 4}).fit(X, y)
+    a = FixedRegressor(**params).fit(X, y)
+    b = FixedRegressor(**params).fit(X, y)
+    c = FixedRegressor(**{**params, "random_state": 4}).fit(X, y)
     X_test = np.linspace(-5, 5, 11)[:, None]
     np.testing.assert_array_equal(a.predict(X_test), b.predict(X_test))
     assert not np.allclose(a.predict(X_test), c.predict(X_test))
     state = torch.random.get_rng_state()
-    DNN2GPRegressor(**params).fit(X, y)
+    FixedRegressor(**params).fit(X, y)
     assert torch.equal(state, torch.random.get_rng_state()), "global torch RNG was used"
     restored = pickle.loads(pickle.dumps(a))
     for ra, rb in zip(
@@ -289,10 +289,10 @@ def test_determinism_and_pickle():
 
 def test_float32_network():
     X, y = gap_data(30)
-    est = DNN2GPRegressor(
+    est = FixedRegressor(
         hidden_layer_sizes=(8,), dtype="float32", noise_std=0.2, random_state=0
     ).fit(X, y)
-    ref = DNN2GPRegressor(hidden_layer_sizes=(8,), noise_std=0.2, random_state=0).fit(X, y)
+    ref = FixedRegressor(hidden_layer_sizes=(8,), noise_std=0.2, random_state=0).fit(X, y)
     assert next(est.module_.parameters()).dtype == torch.float32
     _, std = est.predict(X, return_std=True)
     _, std_ref = ref.predict(X, return_std=True)
@@ -315,13 +315,13 @@ def test_float32_network():
 def test_bad_hyperparameters(params, match):
     X, y = gap_data(10)
     with pytest.raises(ValueError, match=match):
-        DNN2GPRegressor(**params).fit(X, y)
+        FixedRegressor(**params).fit(X, y)
 
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 def test_bad_input():
     X, y = gap_data(10)
-    est = DNN2GPRegressor(hidden_layer_sizes=(3,), max_iter=20)
+    est = FixedRegressor(hidden_layer_sizes=(3,), max_iter=20)
     for bad in (np.nan, np.inf):
         Xb = X.copy()
         Xb[0, 0] = bad
@@ -346,7 +346,7 @@ def test_bad_input():
 
 def test_divergence_names_the_learning_rate():
     X, y = gap_data(20)
-    est = DNN2GPRegressor(
+    est = FixedRegressor(
         hidden_layer_sizes=(), solver="adam", learning_rate_init=1e200, max_iter=50
     )
     with pytest.raises(ValueError, match="learning_rate_init"):
@@ -358,7 +358,7 @@ def test_cuda_requested_without_cuda():
         pytest.skip("CUDA present")
     X, y = gap_data(10)
     with pytest.raises(ValueError, match="CUDA"):
-        DNN2GPRegressor(device="cuda").fit(X, y)
+        FixedRegressor(device="cuda").fit(X, y)
 
 
 def test_evidence_reevaluation_is_stable_for_large_noise_changes():
@@ -366,7 +366,7 @@ def test_evidence_reevaluation_is_stable_for_large_noise_changes():
     # shrinks by orders of magnitude (it once returned +1e13 here). The reference
     # uses the SVD of the unwhitened Jacobian, J = U S V^T, in numpy.
     X, y = gap_data(40)
-    est = DNN2GPRegressor(hidden_layer_sizes=(6,), noise_std=0.3, random_state=0).fit(X, y)
+    est = FixedRegressor(hidden_layer_sizes=(6,), noise_std=0.3, random_state=0).fit(X, y)
     J = est.features(X)[:, 0]
     y_tilde = y + J @ est.posterior_.mean.numpy() - est.predict(X)
     U, S, _ = np.linalg.svd(J, full_matrices=False)
@@ -386,15 +386,15 @@ def test_evidence_reevaluation_is_stable_for_large_noise_changes():
 
 def test_warm_start_continues_from_the_previous_weights():
     X, y = gap_data(40)
-    est = DNN2GPRegressor(hidden_layer_sizes=(8,), noise_std=0.2, random_state=0).fit(X, y)
-    cold = DNN2GPRegressor(**{**est.get_params(), "prior_precision": 1.5}).fit(X, y)
+    est = FixedRegressor(hidden_layer_sizes=(8,), noise_std=0.2, random_state=0).fit(X, y)
+    cold = FixedRegressor(**{**est.get_params(), "prior_precision": 1.5}).fit(X, y)
     est.set_params(prior_precision=1.5, warm_start=True).fit(X, y)
     assert est.n_iter_ < cold.n_iter_
     np.testing.assert_allclose(est.log_marginal_likelihood_, cold.log_marginal_likelihood_,
                                rtol=1e-4)
     # Another architecture cannot be warm-started: a fresh network, as a cold fit.
     est.set_params(hidden_layer_sizes=(5,)).fit(X, y)
-    fresh = DNN2GPRegressor(**{**est.get_params(), "warm_start": False}).fit(X, y)
+    fresh = FixedRegressor(**{**est.get_params(), "warm_start": False}).fit(X, y)
     np.testing.assert_array_equal(est.predict(X), fresh.predict(X))
 
 
@@ -404,7 +404,7 @@ def test_gp_mean_is_the_function_space_posterior_mean():
     # network output.
     X, y = gap_data(25)
     delta, sigma = 0.7, 0.2
-    est = DNN2GPRegressor(hidden_layer_sizes=(8,), prior_precision=delta, noise_std=sigma,
+    est = FixedRegressor(hidden_layer_sizes=(8,), prior_precision=delta, noise_std=sigma,
                           max_iter=40, random_state=0)
     with pytest.warns(Warning, match="max_iter"):
         est.fit(X, y)
@@ -466,7 +466,7 @@ def test_cholesky_and_spectral_paths_agree():
 
 def test_fitted_evidence_is_the_same_before_and_after_a_spectrum():
     X, y = gap_data(60)  # 60 rows > 31 parameters: the weight-space posterior
-    est = DNN2GPRegressor(hidden_layer_sizes=(10,), noise_std=0.2, random_state=0).fit(X, y)
+    est = FixedRegressor(hidden_layer_sizes=(10,), noise_std=0.2, random_state=0).fit(X, y)
     assert est.posterior_.space == "weight"
     before = est.log_marginal_likelihood_
     est.log_marginal_likelihood(prior_precision=3.0)  # computes the spectrum

@@ -10,9 +10,9 @@ import torch
 from sklearn.datasets import make_blobs
 from sklearn.exceptions import ConvergenceWarning
 
-from sklearn_dnn2gp import DNN2GPClassifier, DNN2GPRegressor, _resources
+from sklearn_dnn2gp import _resources
 
-from ._helpers import gap_data
+from ._helpers import FixedClassifier, FixedRegressor, gap_data
 
 # Warnings these extreme settings are expected to raise are tested on their own below.
 pytestmark = [pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning"),
@@ -25,7 +25,7 @@ def test_probabilities_stay_finite_far_from_the_data(n_classes, posterior):
     # ReLU logits grow linearly away from the data: at X * 1000 they are in the
     # thousands and the bridge once returned inf / inf.
     X, y = make_blobs(30, centers=n_classes, random_state=0)
-    clf = DNN2GPClassifier(hidden_layer_sizes=(8,), activation="relu", posterior=posterior,
+    clf = FixedClassifier(hidden_layer_sizes=(8,), activation="relu", posterior=posterior,
                            max_iter=100, random_state=0).fit(X, y)
     far = X * 1000
     for link in ["bridge", "probit", "mc", "plugin"]:
@@ -48,7 +48,7 @@ def test_variances_are_never_negative(params):
     # 40 points and 151 parameters: the function-space posterior, whose old
     # difference-of-squares variance cancelled to negative values.
     X, y = gap_data(40)
-    reg = DNN2GPRegressor(max_iter=300, random_state=0, **params).fit(X, y)
+    reg = FixedRegressor(max_iter=300, random_state=0, **params).fit(X, y)
     X_test = np.linspace(-8, 8, 50)[:, None]
     _, std = reg.predict(X_test, return_std=True)
     epistemic, _ = reg.predict_uncertainty(X_test)
@@ -61,7 +61,7 @@ def test_variances_are_never_negative(params):
 
 def test_huge_targets_give_non_negative_variances():
     X, y = gap_data(40)
-    reg = DNN2GPRegressor(max_iter=300, random_state=0).fit(X, y * 1e8)
+    reg = FixedRegressor(max_iter=300, random_state=0).fit(X, y * 1e8)
     epistemic, _ = reg.predict_uncertainty(np.linspace(-8, 8, 50)[:, None])
     assert np.all(epistemic >= 0)
 
@@ -70,20 +70,20 @@ def test_huge_targets_give_non_negative_variances():
 def test_unknown_device_is_a_value_error(device):
     X, y = gap_data(10)
     with pytest.raises(ValueError, match="device"):
-        DNN2GPRegressor(hidden_layer_sizes=(2,), device=device).fit(X, y)
+        FixedRegressor(hidden_layer_sizes=(2,), device=device).fit(X, y)
 
 
 def test_string_features_and_targets_are_refused_in_sklearn_words():
     X = pd.DataFrame({"a": [0.0, 1.0, 2.0, 3.0], "b": pd.Categorical(["x", "y", "x", "y"])})
     with pytest.raises(ValueError, match="could not convert string to float"):
-        DNN2GPRegressor(hidden_layer_sizes=(2,)).fit(X, [0.0, 1.0, 2.0, 3.0])
+        FixedRegressor(hidden_layer_sizes=(2,)).fit(X, [0.0, 1.0, 2.0, 3.0])
     with pytest.raises(ValueError, match="numeric targets"):
-        DNN2GPRegressor(hidden_layer_sizes=(2,)).fit(np.ones((4, 1)), ["a", "b", "c", "d"])
+        FixedRegressor(hidden_layer_sizes=(2,)).fit(np.ones((4, 1)), ["a", "b", "c", "d"])
 
 
 def test_evidence_reevaluation_refuses_bad_hyperparameters():
     X, y = gap_data(20)
-    reg = DNN2GPRegressor(hidden_layer_sizes=(3,), max_iter=50, random_state=0).fit(X, y)
+    reg = FixedRegressor(hidden_layer_sizes=(3,), max_iter=50, random_state=0).fit(X, y)
     with pytest.raises(TypeError, match="prior_precision"):
         reg.log_marginal_likelihood(prior_precision="abc")
     with pytest.raises(TypeError, match="prior_precision"):
@@ -100,7 +100,7 @@ def test_evidence_reevaluation_refuses_bad_hyperparameters():
 
 def test_iterate_gp_checks_the_length_of_y():
     X, y = gap_data(20)
-    reg = DNN2GPRegressor(hidden_layer_sizes=(3,), inference="vi", max_iter=5,
+    reg = FixedRegressor(hidden_layer_sizes=(3,), inference="vi", max_iter=5,
                           random_state=0).fit(X, y)
     with pytest.raises(ValueError, match="inconsistent numbers of samples"):
         reg.iterate_gp(X, y[:-1])
@@ -117,7 +117,7 @@ def test_full_posteriors_that_cannot_fit_are_refused_before_training(one_megabyt
     # VI's P x P precision, and the weight-space GGN (N > P: 300 rows, 286 weights).
     for n, params in [(20, dict(inference="vi")), (300, dict())]:
         X, y = gap_data(n)
-        reg = DNN2GPRegressor(hidden_layer_sizes=(15, 15), posterior="full", **params)
+        reg = FixedRegressor(hidden_layer_sizes=(15, 15), posterior="full", **params)
         with pytest.raises(MemoryError, match="posterior='kron'"):
             reg.fit(X, y)
         assert not hasattr(reg, "module_")
@@ -125,7 +125,7 @@ def test_full_posteriors_that_cannot_fit_are_refused_before_training(one_megabyt
 
 def test_the_memory_of_the_views_is_checked_first(one_megabyte):
     X, y = gap_data(20)
-    reg = DNN2GPRegressor(hidden_layer_sizes=(3,), max_iter=20, random_state=0).fit(X, y)
+    reg = FixedRegressor(hidden_layer_sizes=(3,), max_iter=20, random_state=0).fit(X, y)
     many = np.zeros((20_000, 1))
     with pytest.raises(MemoryError, match="fewer points"):
         reg.kernel(many)
@@ -149,28 +149,28 @@ def test_slow_factorisations_warn_with_an_estimate():
 def test_diverging_adam_warns():
     X, y = gap_data(40)
     with pytest.warns(ConvergenceWarning, match="learning_rate_init"):
-        DNN2GPRegressor(solver="adam", learning_rate_init=1e6, random_state=0).fit(X, y)
+        FixedRegressor(solver="adam", learning_rate_init=1e6, random_state=0).fit(X, y)
 
 
 def test_noise_std_far_below_the_residuals_warns():
     X, y = gap_data(40)
     with pytest.warns(UserWarning, match="Standardise y"):
-        DNN2GPRegressor(hidden_layer_sizes=(5,), max_iter=100, random_state=0).fit(X, 1e3 * y)
+        FixedRegressor(hidden_layer_sizes=(5,), max_iter=100, random_state=0).fit(X, 1e3 * y)
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)
-        DNN2GPRegressor(hidden_layer_sizes=(5,), noise_std=0.1, random_state=0).fit(X, y)
+        FixedRegressor(hidden_layer_sizes=(5,), noise_std=0.1, random_state=0).fit(X, y)
 
 
 def test_verbose_reports_phases_in_a_few_lines(capsys):
     X, y = gap_data(40)
-    DNN2GPRegressor(hidden_layer_sizes=(5,), noise_std=0.1, verbose=1, random_state=0).fit(X, y)
+    FixedRegressor(hidden_layer_sizes=(5,), noise_std=0.1, verbose=1, random_state=0).fit(X, y)
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) <= 30
     text = "\n".join(lines)
     for phase in ["training (L-BFGS", "curvature and full posterior", "log marginal likelihood"]:
         assert phase in text
     assert "done in" in text
-    DNN2GPRegressor(hidden_layer_sizes=(5,), random_state=0).fit(X, y)
+    FixedRegressor(hidden_layer_sizes=(5,), random_state=0).fit(X, y)
     assert capsys.readouterr().out == ""
 
 
@@ -182,7 +182,7 @@ def test_thread_count_is_scoped_to_the_call(n_threads):
     previous = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
-        reg = DNN2GPRegressor(hidden_layer_sizes=(3,), inference="vi", max_iter=3,
+        reg = FixedRegressor(hidden_layer_sizes=(3,), inference="vi", max_iter=3,
                               n_threads=n_threads, random_state=0,
                               callback=lambda state: seen.append(torch.get_num_threads()))
         reg.fit(X, y)

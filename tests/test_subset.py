@@ -8,10 +8,9 @@ import torch
 from scipy.stats import multivariate_normal
 from sklearn.datasets import make_blobs
 
-from sklearn_dnn2gp import DNN2GPClassifier, DNN2GPRegressor
 from sklearn_dnn2gp._subset import subset_indices
 
-from ._helpers import gap_data
+from ._helpers import FixedClassifier, FixedRegressor, gap_data
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
@@ -19,7 +18,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceW
 @pytest.fixture(scope="module")
 def regression():
     X, y = gap_data(40)
-    reg = DNN2GPRegressor(hidden_layer_sizes=(8,), noise_std=0.3, posterior="full",
+    reg = FixedRegressor(hidden_layer_sizes=(8,), noise_std=0.3, posterior="full",
                           random_state=0).fit(X, y)
     return reg, X, y
 
@@ -27,7 +26,7 @@ def regression():
 @pytest.fixture(scope="module")
 def classification():
     X, y = make_blobs(30, centers=3, random_state=0)
-    clf = DNN2GPClassifier(hidden_layer_sizes=(8,), max_iter=300, random_state=0).fit(X, y)
+    clf = FixedClassifier(hidden_layer_sizes=(8,), max_iter=300, random_state=0).fit(X, y)
     return clf, X, y
 
 
@@ -141,7 +140,7 @@ def test_regression_evidence_weights_outputs_and_function_space():
     X, y = gap_data(12)
     Y = np.c_[y, np.cos(X[:, 0])]
     w = np.random.RandomState(0).uniform(0.5, 2, len(X))
-    reg = DNN2GPRegressor(hidden_layer_sizes=(8,), noise_std=[0.3, 0.5], posterior="full",
+    reg = FixedRegressor(hidden_layer_sizes=(8,), noise_std=[0.3, 0.5], posterior="full",
                           random_state=0).fit(X, Y, sample_weight=w)
     assert reg._n_params > 2 * len(X)
     np.testing.assert_allclose(reg.gp_log_marginal_likelihood(X, Y, sample_weight=w),
@@ -175,7 +174,7 @@ def test_classification_evidence_is_closed_form(centers):
     # same on the range of the softmax Lambda, in an orthonormal basis Q of 1^perp,
     # where the noise covariance is (Q^T Lambda Q)^-1.
     X, y = make_blobs(30, centers=centers, random_state=0)
-    clf = DNN2GPClassifier(hidden_layer_sizes=(8,), random_state=0).fit(X, y)
+    clf = FixedClassifier(hidden_layer_sizes=(8,), random_state=0).fit(X, y)
     value, idx = clf.gp_log_marginal_likelihood(X, y, subset_size=0.5,
                                                 subset_strategy="stratified",
                                                 random_state=0, return_indices=True)
@@ -199,7 +198,7 @@ def test_classification_evidence_is_closed_form(centers):
 def test_iterate_gp_on_subset_is_iterate_gp_of_rows():
     X, y = make_blobs(24, centers=3, random_state=0)
     w = np.random.RandomState(0).uniform(0.5, 2, len(y))
-    clf = DNN2GPClassifier(hidden_layer_sizes=(3,), inference="vi", posterior="full",
+    clf = FixedClassifier(hidden_layer_sizes=(3,), inference="vi", posterior="full",
                            vi_method="ogn", learning_rate_init=0.3, precision_rate=0.2,
                            max_iter=3, random_state=0).fit(X, y)
     gp, idx = clf.iterate_gp(X, y, sample_weight=w, subset_size=9,

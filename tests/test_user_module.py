@@ -9,9 +9,7 @@ from sklearn.base import clone
 from sklearn.datasets import load_digits
 from torch import nn
 
-from sklearn_dnn2gp import DNN2GPClassifier, DNN2GPRegressor
-
-from ._helpers import gap_data
+from ._helpers import FixedClassifier, FixedRegressor, gap_data
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
@@ -56,7 +54,7 @@ def _autograd_jacobians(module, X):
 def test_cnn_classifier_jacobians_match_autograd():
     X, y = load_digits(n_class=3, return_X_y=True)
     X = X[:45] / 16
-    clf = DNN2GPClassifier(module=TinyCNN, max_iter=30, random_state=0).fit(X, y[:45])
+    clf = FixedClassifier(module=TinyCNN, max_iter=30, random_state=0).fit(X, y[:45])
     np.testing.assert_allclose(clf.features(X[:4]), _autograd_jacobians(clf.module_, X[:4]),
                                rtol=1e-10, atol=1e-12)
     proba = clf.predict_proba(X[:5], "probit")
@@ -67,7 +65,7 @@ def test_cnn_classifier_jacobians_match_autograd():
 def test_residual_regressor_is_deterministic_picklable_and_clonable():
     X, y = gap_data(30)
     before = torch.get_rng_state()
-    reg = DNN2GPRegressor(module=Residual, noise_std=0.2, max_iter=50, random_state=3)
+    reg = FixedRegressor(module=Residual, noise_std=0.2, max_iter=50, random_state=3)
     a = reg.fit(X, y).predict(X, return_std=True)
     assert torch.equal(before, torch.get_rng_state())  # the global stream is untouched
     b = clone(reg).fit(X, y).predict(X, return_std=True)
@@ -83,8 +81,8 @@ def test_residual_regressor_is_deterministic_picklable_and_clonable():
 def test_user_module_refusals():
     X, y = gap_data(20)
     with pytest.raises(TypeError, match="torch.nn.Module"):
-        DNN2GPRegressor(module=lambda n_in, n_out: "not a module").fit(X, y)
+        FixedRegressor(module=lambda n_in, n_out: "not a module").fit(X, y)
     with pytest.raises(ValueError, match="kron"):
-        DNN2GPRegressor(module=Residual, posterior="kron", max_iter=5).fit(X, y)
+        FixedRegressor(module=Residual, posterior="kron", max_iter=5).fit(X, y)
     with pytest.raises(ValueError, match="last_layer"):
-        DNN2GPRegressor(module=Residual, subset_of_weights="last_layer", max_iter=5).fit(X, y)
+        FixedRegressor(module=Residual, subset_of_weights="last_layer", max_iter=5).fit(X, y)

@@ -6,7 +6,6 @@ import pytest
 import torch
 from sklearn.datasets import make_blobs, make_moons
 
-from sklearn_dnn2gp import DNN2GPClassifier, DNN2GPRegressor
 from sklearn_dnn2gp._curvature import ggn, output_and_jacobian
 from sklearn_dnn2gp._gp import vi_iterate_gp, whitened_log_evidence
 from sklearn_dnn2gp._likelihoods import Gaussian
@@ -15,7 +14,7 @@ from sklearn_dnn2gp._posterior import FullPosterior, from_curvature
 from sklearn_dnn2gp._training import vi_step
 from sklearn_dnn2gp.datasets import default_data_dir, load_snelson, make_gap_regression
 
-from ._helpers import blr_posterior, gap_data
+from ._helpers import FixedClassifier, FixedRegressor, blr_posterior, gap_data
 
 
 def _tanh_mlp_jacobian(w, x, hidden):
@@ -119,7 +118,7 @@ def test_ogn_fixed_point_is_map_with_ggn_precision():
     # many more epochs on a nonlinear network; the linear-model test covers it.
     X, y = gap_data(30)
     delta, sigma, posterior = 0.5, 0.2, "full"
-    est = DNN2GPRegressor(
+    est = FixedRegressor(
         hidden_layer_sizes=(5,), prior_precision=delta, noise_std=sigma, inference="vi",
         posterior=posterior,
         vi_method="ogn", learning_rate_init=0.1, precision_rate=0.1, max_iter=1500, tol=0,
@@ -163,7 +162,7 @@ def test_linear_gaussian_vogn_full_reaches_the_exact_posterior():
     X, y, Phi = _linear_problem()
     delta, sigma, alpha, m = 0.5, 0.4, 0.05, 10
     mean, cov = blr_posterior(Phi, y, delta, sigma)
-    est = DNN2GPRegressor(
+    est = FixedRegressor(
         hidden_layer_sizes=(), prior_precision=delta, noise_std=sigma, inference="vi",
         posterior="full",
         mc_samples=m, learning_rate_init=alpha, max_iter=800, tol=0, n_iter_no_change=800,
@@ -188,7 +187,7 @@ def test_linear_gaussian_diag_fixed_point():
     X, y, Phi = _linear_problem()
     delta, sigma = 0.5, 0.4
     mean, cov = blr_posterior(Phi, y, delta, sigma)
-    est = DNN2GPRegressor(
+    est = FixedRegressor(
         hidden_layer_sizes=(), prior_precision=delta, noise_std=sigma, inference="vi",
         vi_method="ogn", posterior="diag", learning_rate_init=0.2, max_iter=300, tol=0,
         n_iter_no_change=300, random_state=0,
@@ -200,7 +199,7 @@ def test_linear_gaussian_diag_fixed_point():
     np.testing.assert_allclose(est.posterior_.mean.numpy(), mean, rtol=1e-7, atol=1e-9)
     assert np.all(1 / (G_diag + delta) < np.diag(cov))  # mean field is overconfident
     # VOGN has the same fixed point, up to its Monte-Carlo noise on the mean.
-    vogn = DNN2GPRegressor(**{**est.get_params(), "vi_method": "vogn", "mc_samples": 10,
+    vogn = FixedRegressor(**{**est.get_params(), "vi_method": "vogn", "mc_samples": 10,
                               "learning_rate_init": 0.05, "max_iter": 800,
                               "n_iter_no_change": 800})
     with pytest.warns(Warning, match="max_iter"):
@@ -216,7 +215,7 @@ def test_snelson_in_between_uncertainty():
     except OSError:
         pytest.skip(f"Snelson data not found under {default_data_dir()}")
     assert len(y) == 148
-    est = DNN2GPRegressor(
+    est = FixedRegressor(
         hidden_layer_sizes=(32,), activation="sigmoid", prior_precision=1.0, noise_std=0.286,
         inference="vi", posterior="full", mc_samples=4, learning_rate_init=0.05, random_state=0,
     ).fit(X, y)
@@ -231,10 +230,10 @@ def test_snelson_in_between_uncertainty():
 
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
-@pytest.mark.parametrize("Estimator", [DNN2GPRegressor, DNN2GPClassifier])
+@pytest.mark.parametrize("Estimator", [FixedRegressor, FixedClassifier])
 def test_vi_determinism_and_pickle(Estimator):
     X, y = gap_data(30)
-    if Estimator is DNN2GPClassifier:
+    if Estimator is FixedClassifier:
         y = (y > 0).astype(int)
     params = dict(hidden_layer_sizes=(6,), inference="vi", posterior="diag", mc_samples=2,
                   learning_rate_init=0.05, max_iter=60, random_state=3)
@@ -242,7 +241,7 @@ def test_vi_determinism_and_pickle(Estimator):
     b = Estimator(**params).fit(X, y)
     c = Estimator(**{**params, "random_state": 4}).fit(X, y)
     X_test = np.linspace(-5, 5, 11)[:, None]
-    predict = "predict_proba" if Estimator is DNN2GPClassifier else "predict"
+    predict = "predict_proba" if Estimator is FixedClassifier else "predict"
     np.testing.assert_array_equal(getattr(a, predict)(X_test), getattr(b, predict)(X_test))
     assert not np.allclose(getattr(a, predict)(X_test), getattr(c, predict)(X_test))
     state = torch.random.get_rng_state()
@@ -261,7 +260,7 @@ def test_vi_determinism_and_pickle(Estimator):
 def test_vi_posterior_drives_predictions_and_evidence_is_laplace_at_mu():
     X, y = gap_data(25)
     delta, sigma = 0.8, 0.2
-    est = DNN2GPRegressor(hidden_layer_sizes=(4,), prior_precision=delta, noise_std=sigma,
+    est = FixedRegressor(hidden_layer_sizes=(4,), prior_precision=delta, noise_std=sigma,
                           inference="vi", posterior="full", mc_samples=3, learning_rate_init=0.05,
                           random_state=0).fit(X, y)
     assert est.posterior_ is not est._evidence_posterior
@@ -282,14 +281,14 @@ def test_vi_posterior_drives_predictions_and_evidence_is_laplace_at_mu():
     np.testing.assert_allclose(est.log_marginal_likelihood_, est.log_marginal_likelihood(),
                                rtol=1e-12)
     # Laplace keeps one posterior for both, also through a pickle round trip.
-    laplace = DNN2GPRegressor(hidden_layer_sizes=(4,), max_iter=50, random_state=0)
+    laplace = FixedRegressor(hidden_layer_sizes=(4,), max_iter=50, random_state=0)
     laplace.fit(X, y)
     restored = pickle.loads(pickle.dumps(laplace))
     assert restored.posterior_ is restored._evidence_posterior
 
 
-@pytest.mark.parametrize("Estimator, centers", [(DNN2GPRegressor, None),
-                                                (DNN2GPClassifier, 3)])
+@pytest.mark.parametrize("Estimator, centers", [(FixedRegressor, None),
+                                                (FixedClassifier, 3)])
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 def test_callback_states_and_iterate_gp(Estimator, centers):
     # OGN on the full batch: the GP of iterate t (Jacobians at mu_t) has as posterior
@@ -361,12 +360,12 @@ def test_covariance_product_in_both_spaces():
 def test_bad_vi_hyperparameters(params, match):
     X, y = gap_data(10)
     with pytest.raises(ValueError, match=match):
-        DNN2GPRegressor(hidden_layer_sizes=(2,), max_iter=5, **params).fit(X, y)
+        FixedRegressor(hidden_layer_sizes=(2,), max_iter=5, **params).fit(X, y)
 
 
 def test_vi_divergence_names_the_learning_rate():
     X, y = gap_data(20)
-    est = DNN2GPRegressor(hidden_layer_sizes=(), inference="vi", posterior="full", vi_method="ogn",
+    est = FixedRegressor(hidden_layer_sizes=(), inference="vi", posterior="full", vi_method="ogn",
                           learning_rate_init=1.0, precision_rate=1e-6, initial_precision=0,
                           prior_precision=1e-300, max_iter=50)
     with pytest.raises(ValueError, match="learning_rate_init"):
@@ -377,12 +376,12 @@ def test_default_diagonal_vi_is_stable_and_sees_the_gap():
     # With a constant initial precision of 1 the first diagonal steps overshot
     # (R^2 of -3e6 here); starting from the data's GGN keeps them damped.
     X, y = make_gap_regression(n_samples=100, noise=0.1, random_state=0)
-    est = DNN2GPRegressor(noise_std=0.1, inference="vi", random_state=0).fit(X, y)
+    est = FixedRegressor(noise_std=0.1, inference="vi", random_state=0).fit(X, y)
     assert est._structure() == "diag"
     assert est.score(X, y) > 0.9
     _, std_data = est.predict(X, return_std=True)
     _, std_gap = est.predict(np.array([[-0.5], [0.0], [0.5]]), return_std=True)
     assert std_gap.min() > np.median(std_data)
-    clf = DNN2GPClassifier(hidden_layer_sizes=(20,), inference="vi", random_state=0)
+    clf = FixedClassifier(hidden_layer_sizes=(20,), inference="vi", random_state=0)
     Xm, ym = make_moons(100, noise=0.1, random_state=0)
     assert clf.fit(Xm, ym).score(Xm, ym) > 0.85
