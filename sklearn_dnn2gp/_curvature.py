@@ -113,6 +113,31 @@ def output_and_jacobian(module, X):
     return f.detach(), J.detach()
 
 
+@torch.no_grad()
+def output_and_layer_factors(module, X):
+    """For an MLP (:func:`is_mlp`): the outputs ``f`` (n, K) and, per ``Linear``
+    layer, ``B_l`` (n, K, d_out), the Jacobian of the outputs with respect to the
+    layer's pre-activation, and ``a_l = [input, 1]`` (n, d_in + 1), so that the
+    Jacobian of output ``k`` with respect to the layer's ``[W | b]`` in ``(o, j)``
+    order (the order of :func:`kfac_factors`) is ``B_l[:, k] (x) a_l``, without
+    forming it. Returns ``(f, backs, inputs)``."""
+    structure = _mlp_structure(module)
+    if structure is None:
+        raise ValueError(f"{type(module).__name__} is not a chain of Linear layers and "
+                         "elementwise activations.")
+    f, inputs, backs = _forward_backward(*structure, X)
+    return f, backs, [torch.cat([h, torch.ones_like(h[:, :1])], dim=1) for h in inputs]
+
+
+def layer_factor_batch_size(module, n_outputs, largest=4096):
+    """How many examples' layer factors (:func:`output_and_layer_factors`, with a
+    float64 copy of each rotated into an eigenbasis) fit in one batch of the
+    Jacobian budget."""
+    linears, _ = _mlp_structure(module)
+    per_row = sum(n_outputs * (lin.out_features + 1) + lin.in_features + 1 for lin in linears)
+    return max(1, min(largest, _JACOBIAN_BUDGET // (4 * per_row)))
+
+
 # Elements of one batch's Jacobian (n x K x P): batches shrink as networks grow, so
 # that a wide network streams its Jacobians in ~128 MB pieces.
 _JACOBIAN_BUDGET = 2**24

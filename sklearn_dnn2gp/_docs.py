@@ -101,13 +101,18 @@ _TRAINING = """\
         Adam's or VI's minibatch size; 'auto' uses the full batch up to 4096
         examples and 256 beyond.
     tol : float, default=1e-5
-        L-BFGS stops when the largest gradient entry of the summed objective
-        is below ``tol``; Adam and VI stop when the objective per unit of
-        sample weight improves by less than ``tol`` for ``n_iter_no_change``
-        epochs. VI's objective is the data term averaged over its samples (at
-        the mean for OGN) plus ``delta / 2 |mu|^2``, and VI never stops before
-        ``(1 - beta)^t <= 1e-3`` after ``t`` steps, so that ``S`` has
-        forgotten ``initial_precision``.
+        The stopping tolerance, per unit of sample weight so that one value
+        suits any data size. L-BFGS stops when the largest gradient entry of
+        the summed objective is below ``tol * max(1, sum of sample weights)``
+        (the gradient of the mean loss below ``tol``, as scikit-learn's MLP),
+        or when an iteration changes the objective by less than ``1e-6`` of
+        that (a stall); it warns only when it reaches ``max_iter`` first.
+        Adam and VI stop when the objective per unit of sample weight improves
+        by less than ``tol`` for ``n_iter_no_change`` epochs. VI's objective
+        is the data term averaged over its samples (at the mean for OGN) plus
+        ``delta / 2 |mu|^2``, and VI never stops before ``(1 - beta)^t <=
+        1e-3`` after ``t`` steps, so that ``S`` has forgotten
+        ``initial_precision``.
     n_iter_no_change : int, default=10
         Patience of Adam's and VI's stopping rule.
     random_state : int, RandomState instance or None, default=None

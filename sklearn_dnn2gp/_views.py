@@ -15,7 +15,13 @@ from sklearn.utils.validation import (
     check_is_fitted,
 )
 
-from ._curvature import jacobian_batch_size, output_and_jacobian
+from ._curvature import (
+    is_mlp,
+    jacobian_batch_size,
+    layer_factor_batch_size,
+    output_and_jacobian,
+    output_and_layer_factors,
+)
 from ._gp import ntk, vi_iterate_gp, whitened_log_evidence
 from ._network import (
     flat_parameters,
@@ -109,11 +115,29 @@ class GPViewMixin:
             yield output_and_jacobian(head, self._posterior_inputs(X_t[sl]))
 
     def _latent(self, X):
-        """Network outputs (n, K) and latent covariances ``J Sigma J^T`` (n, K, K)."""
+        """Network outputs (n, K) and latent covariances ``J Sigma J^T`` (n, K, K).
+
+        A posterior that reads an MLP's layer factors (K-FAC) gets those instead of
+        the (n, K, P) Jacobians; anything else gets the Jacobians in chunks."""
+        head = self._posterior_module()
+        from_layers = getattr(self.posterior_, "functional_variance_from_layers", None)
+        if from_layers is not None and is_mlp(head):
+            return self._latent_from_layers(X, head, from_layers)
         outputs, variances = [], []
         for f, J in self._jacobian_chunks(X):
             outputs.append(f.to(torch.float64))
             variances.append(self.posterior_.functional_variance(J))
+        return torch.cat(outputs), torch.cat(variances)
+
+    def _latent_from_layers(self, X, head, from_layers):
+        param = next(self.module_.parameters())
+        X_t = to_tensor(X, param.dtype, param.device)
+        chunk = layer_factor_batch_size(head, self._n_outputs)
+        outputs, variances = [], []
+        for sl in batches(X_t.shape[0], chunk):
+            f, backs, inputs = output_and_layer_factors(head, self._posterior_inputs(X_t[sl]))
+            outputs.append(f.to(torch.float64))
+            variances.append(from_layers(backs, inputs))
         return torch.cat(outputs), torch.cat(variances)
 
     def _forward(self, X):

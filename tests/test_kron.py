@@ -151,3 +151,93 @@ def test_auto_takes_kron_when_the_full_posterior_is_too_big(monkeypatch):
     vi = FixedRegressor(hidden_layer_sizes=(3,), inference="vi", posterior="kron", max_iter=2)
     with pytest.raises(ValueError, match="kron"):
         vi.fit(X, y)
+
+
+def _jacobian_path_latent(est, X):
+    """``J Sigma J^T`` from the full per-example Jacobians, with the fitted posterior."""
+    f, var = [], []
+    for f_chunk, J in est._jacobian_chunks(X):
+        f.append(f_chunk.to(torch.float64))
+        var.append(est.posterior_.functional_variance(J))
+    return torch.cat(f), torch.cat(var)
+
+
+def _relative_error(a, b):
+    a, b = np.asarray(a), np.asarray(b)
+    return np.abs(a - b).max() / np.abs(b).max()
+
+
+@pytest.mark.parametrize("likelihood, n_out", [("gaussian", 1), ("gaussian", 2),
+                                               ("categorical", 3)])
+@pytest.mark.parametrize("activation", ["tanh", "relu"])
+def test_kron_variance_from_layer_factors_equals_the_jacobian_path(likelihood, n_out,
+                                                                   activation):
+    # The layer-factor formula against J Sigma J^T with the same posterior, at
+    # random weights, weighted data and a delta and noise scale other than the fit's.
+    from sklearn_dnn2gp._curvature import output_and_layer_factors
+    from sklearn_dnn2gp._likelihoods import Categorical
+
+    rng = np.random.RandomState(0)
+    net = make_mlp(4, (7, 5), n_out, activation, dtype=torch.float64, device="cpu",
+                   generator=torch.Generator().manual_seed(1))
+    X = torch.tensor(rng.randn(50, 4))
+    weights = torch.tensor(rng.uniform(0.5, 2, 50))
+    lik = (Gaussian(torch.full((n_out,), 0.3, dtype=torch.float64))
+           if likelihood == "gaussian" else Categorical())
+    kron = KronPosterior.from_data(net, lik, X, weights, 0.7)
+    X_new = torch.tensor(3 * rng.randn(20, 4))
+    for posterior in (kron, kron.with_hyperparameters(5.0, 0.2)):
+        _, J = output_and_jacobian(net, X_new)
+        f, backs, inputs = output_and_layer_factors(net, X_new)
+        expected = posterior.functional_variance(J)
+        got = posterior.functional_variance_from_layers(backs, inputs)
+        assert got.shape == (20, n_out, n_out) and got.dtype == torch.float64
+        assert _relative_error(got, expected) < 1e-12
+        np.testing.assert_allclose(f, net(X_new).detach())
+
+
+@pytest.mark.parametrize("subset", ["all", "last_layer"])
+@pytest.mark.parametrize("task", ["regression", "regression2", "binary", "multiclass"])
+def test_kron_predictive_uses_the_layer_factors(task, subset, monkeypatch):
+    # Every predictive method of a fitted kron estimator reads the layer factors and
+    # gives the Jacobian path's numbers to round-off (float64).
+    rng = np.random.RandomState(0)
+    X = rng.randn(60, 3)
+    if task.startswith("regression"):
+        y = np.sin(X[:, 0]) + 0.1 * rng.randn(60)
+        if task == "regression2":
+            y = np.column_stack([y, np.cos(X[:, 1])])
+        est = DNN2GPRegressor(hidden_layer_sizes=(6, 5), posterior="kron", noise_std=0.3,
+                              subset_of_weights=subset, max_iter=50, random_state=0)
+    else:
+        y = (X[:, 0] + X[:, 1] > 0).astype(int)
+        if task == "multiclass":
+            y = y + (X[:, 2] > 0.5)
+        est = DNN2GPClassifier(hidden_layer_sizes=(6, 5), posterior="kron",
+                               subset_of_weights=subset, max_iter=50, random_state=0)
+    est.fit(X, y)
+    X_new = 2 * rng.randn(25, 3)
+    f_ref, var_ref = _jacobian_path_latent(est, X_new)
+    f, var = est._latent(X_new)
+    assert var.shape == var_ref.shape
+    assert _relative_error(var, var_ref) < 1e-10
+    np.testing.assert_allclose(f, f_ref, rtol=1e-12, atol=1e-12)
+
+    # The public methods take the layer path: the Jacobians are never formed.
+    def no_jacobians(*args, **kwargs):
+        raise AssertionError("the Jacobian path was taken")
+
+    monkeypatch.setattr(type(est), "_jacobian_chunks", no_jacobians)
+    if task.startswith("regression"):
+        _, std = est.predict(X_new, return_std=True)
+        std = std.reshape(len(X_new), -1)
+        latent = np.diagonal(var_ref.numpy(), axis1=1, axis2=2)
+        np.testing.assert_allclose(std**2, latent + est.noise_std_**2, rtol=1e-10)
+        epistemic, _ = est.predict_uncertainty(X_new)
+        np.testing.assert_allclose(epistemic.reshape(latent.shape), latent, rtol=1e-10)
+    else:
+        _, latent = est.predict_latent(X_new)
+        assert _relative_error(latent, var_ref) < 1e-10
+        np.testing.assert_allclose(est.predict_proba(X_new, "probit").sum(1), 1, rtol=1e-12)
+        est.predict_uncertainty(X_new)
+

@@ -1,0 +1,164 @@
+"""The default L-BFGS stopping rule before and after it became scale-free, in one run.
+
+Before: torch's L-BFGS stopped when the largest entry of the *summed*
+objective's gradient fell below ``tol`` (1e-5) or when the objective changed
+by less than ``1e-6 tol`` in absolute terms; a gradient threshold that does not
+grow with the data (or with ``1 / noise_std^2``) ran many ordinary fits to
+``max_iter`` = 5,000 and warned. After: the rule in
+``sklearn_dnn2gp._training`` (see ``tol`` in the estimators' docstrings).
+
+Each problem is fitted with a default estimator (``random_state=0``) under both
+rules, alternately in the same process; the "before" rule is a verbatim copy
+of the old ``_train_lbfgs`` patched in for its fits. Printed per fit: ``n_iter_``,
+how many ConvergenceWarnings were raised, the wall time of ``fit``, the test
+score (R^2, or accuracy), the final summed objective and the largest entry of
+its gradient (autograd, float64) and the fitted log evidence.
+
+Problems: friedman1 (``make_friedman1(500, noise=1, random_state=s)``,
+s = 0, 1, 2; test rows from ``random_state=100 + s``; X standardised, y raw, so
+``noise_std=1`` is the true noise), red wine split 0
+(``sklearn_dnn2gp.datasets.load_wine_split``), diabetes (X and y standardised
+on a 75 % training split, ``random_state=0``), digits (classifier, X
+standardised on a 70 % stratified split, ``random_state=0``).
+
+Run: ``python benchmarks/bench_lbfgs_stopping.py [--threads 1] [--only friedman1-0 ...]``
+(a few minutes).
+"""
+
+import argparse
+import math
+import time
+import warnings
+
+import torch
+from sklearn.datasets import load_diabetes, load_digits, make_friedman1
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import train_test_split
+from sklearn.preprocessing import StandardScaler
+
+from sklearn_dnn2gp import DNN2GPClassifier, DNN2GPRegressor, _training
+from sklearn_dnn2gp._network import flat_parameters
+from sklearn_dnn2gp._verbose import Progress
+from sklearn_dnn2gp.datasets import load_wine_split
+
+
+def legacy_train_lbfgs(module, likelihood, X, y, weights, prior_precision, max_iter, tol,
+                       learning_rate, verbose):
+    """The rule before: ``tolerance_grad=tol`` on the summed objective."""
+    optimizer = torch.optim.LBFGS(
+        module.parameters(), lr=1.0, max_iter=max_iter, max_eval=2 * max_iter,
+        tolerance_grad=tol, tolerance_change=tol * 1e-6, history_size=20,
+        line_search_fn="strong_wolfe",
+    )
+    evaluations = []
+    progress = Progress(verbose, "L-BFGS", max_iter, "iteration")
+    state = optimizer.state[optimizer._params[0]]
+
+    def closure():
+        optimizer.zero_grad()
+        loss, _ = _training._objective(module, likelihood, X, y, weights, prior_precision)
+        value = loss.item()
+        if not math.isfinite(value):
+            raise _training._diverged(len(evaluations) + 1, learning_rate, "lbfgs")
+        loss.backward()
+        evaluations.append(value)
+        progress.update(state.get("n_iter", 0), value)
+        return loss
+
+    optimizer.step(closure)
+    n_iter = int(state["n_iter"])
+    progress.update(n_iter, evaluations[-1], final=True)
+    grad_norm = max(float(p.grad.abs().max()) for p in module.parameters())
+    if n_iter >= max_iter and grad_norm > tol:
+        warnings.warn(
+            f"L-BFGS reached max_iter={max_iter} with a gradient of max-norm "
+            f"{grad_norm:.3g} > tol={tol:g}; increase max_iter.",
+            ConvergenceWarning,
+        )
+    return evaluations, n_iter
+
+
+def problems():
+    out = {}
+    for s in range(3):
+        X, y = make_friedman1(500, noise=1.0, random_state=s)
+        X_test, y_test = make_friedman1(1000, noise=1.0, random_state=100 + s)
+        scaler = StandardScaler().fit(X)
+        out[f"friedman1-{s}"] = (DNN2GPRegressor, scaler.transform(X), y,
+                                 scaler.transform(X_test), y_test)
+    X, y, X_test, y_test, _ = load_wine_split(0)
+    out["wine-0"] = (DNN2GPRegressor, X, y, X_test, y_test)
+    X, y = load_diabetes(return_X_y=True)
+    X, X_test, y, y_test = train_test_split(X, y, test_size=0.25, random_state=0)
+    x_scaler = StandardScaler().fit(X)
+    y_mean, y_std = y.mean(), y.std()
+    out["diabetes"] = (DNN2GPRegressor, x_scaler.transform(X), (y - y_mean) / y_std,
+                       x_scaler.transform(X_test), (y_test - y_mean) / y_std)
+    X, y = load_digits(return_X_y=True)
+    X, X_test, y, y_test = train_test_split(X, y, test_size=0.3, stratify=y, random_state=0)
+    scaler = StandardScaler().fit(X)
+    out["digits"] = (DNN2GPClassifier, scaler.transform(X), y, scaler.transform(X_test),
+                     y_test)
+    return out
+
+
+def final_state(est, X, y):
+    """The summed objective at the fitted weights and its gradient's max-norm."""
+    module = est.module_
+    X_t = torch.as_tensor(X, dtype=torch.float64)
+    y_t = est._known_targets(y, X_t.device)
+    names = [name for name, _ in module.named_parameters()]
+    shapes = [p.shape for _, p in module.named_parameters()]
+    w = flat_parameters(module).to(torch.float64).clone().requires_grad_(True)
+    with torch.enable_grad():
+        params, offset = {}, 0
+        for name, shape in zip(names, shapes):
+            size = math.prod(shape)
+            params[name] = w[offset:offset + size].reshape(shape)
+            offset += size
+        f = torch.func.functional_call(module, params, (X_t,))
+        loss = est.likelihood_.loss(f, y_t, None) + 0.5 * est.prior_precision * (w @ w)
+        (grad,) = torch.autograd.grad(loss, w)
+    return float(loss), float(grad.abs().max())
+
+
+def fit_once(cls, X, y, X_test, y_test, rule, threads):
+    original = _training._train_lbfgs
+    if rule == "before":
+        _training._train_lbfgs = legacy_train_lbfgs
+    try:
+        est = cls(random_state=0, n_threads=threads)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            start = time.perf_counter()
+            est.fit(X, y)
+            seconds = time.perf_counter() - start
+    finally:
+        _training._train_lbfgs = original
+    n_warn = sum(issubclass(w.category, ConvergenceWarning) for w in caught)
+    objective, grad = final_state(est, X, y)
+    return dict(n_iter=est.n_iter_, warnings=n_warn, seconds=seconds,
+                score=est.score(X_test, y_test), objective=objective, grad=grad,
+                lml=est.log_marginal_likelihood_, n=len(X))
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--only", nargs="*", default=None)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    print(f"{'problem':<12}{'N':>6}{'rule':>8}{'n_iter_':>9}{'warn':>6}{'fit s':>8}"
+          f"{'test':>8}{'objective':>14}{'max|grad|':>11}{'log evidence':>14}")
+    for name, (cls, X, y, X_test, y_test) in problems().items():
+        if args.only and name not in args.only:
+            continue
+        for rule in ("before", "after"):
+            r = fit_once(cls, X, y, X_test, y_test, rule, args.threads)
+            print(f"{name:<12}{r['n']:6d}{rule:>8}{r['n_iter']:9d}{r['warnings']:6d}"
+                  f"{r['seconds']:8.1f}{r['score']:8.4f}{r['objective']:14.6f}"
+                  f"{r['grad']:11.2e}{r['lml']:14.4f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
