@@ -110,7 +110,8 @@ def search_log_ratio(evaluate, start, *, step=STEP, bounds=LOG_BOUNDS,
         left = max(below, key=lambda tr: tr.log_ratio)
         right = min(above, key=lambda tr: tr.log_ratio)
         t = _vertex([(tr.log_ratio, value(tr)) for tr in (left, best, right)])
-        if not all(math.isfinite(value(tr)) for tr in (left, right)) or abs(t - best.log_ratio) < xtol:
+        finite = all(math.isfinite(value(tr)) for tr in (left, right))
+        if not finite or abs(t - best.log_ratio) < xtol:
             break
         trial = run(t, best)
         if value(trial) > value(best):

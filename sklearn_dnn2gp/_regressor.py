@@ -102,7 +102,8 @@ class DNN2GPRegressor(RegressorMixin, BaseDNN2GP):
     }
 
     def __init__(self, hidden_layer_sizes=(50,), activation="tanh", *, prior_precision="auto",
-                 noise_std="auto", normalize_y=True, posterior="auto", inference="laplace", vi_method="vogn",
+                 noise_std="auto", normalize_y=True, posterior="auto", inference="laplace",
+                 vi_method="vogn",
                  mc_samples=1, precision_rate=None, initial_precision="auto", solver="auto",
                  max_iter=5000, learning_rate_init=1e-2, batch_size="auto", tol=1e-5,
                  n_iter_no_change=10, random_state=None, device="auto", dtype="float64",

@@ -207,13 +207,13 @@ def test_kron_predictive_uses_the_layer_factors(task, subset, monkeypatch):
         y = np.sin(X[:, 0]) + 0.1 * rng.randn(60)
         if task == "regression2":
             y = np.column_stack([y, np.cos(X[:, 1])])
-        est = DNN2GPRegressor(hidden_layer_sizes=(6, 5), posterior="kron", noise_std=0.3,
+        est = FixedRegressor(hidden_layer_sizes=(6, 5), posterior="kron", noise_std=0.3,
                               subset_of_weights=subset, max_iter=50, random_state=0)
     else:
         y = (X[:, 0] + X[:, 1] > 0).astype(int)
         if task == "multiclass":
             y = y + (X[:, 2] > 0.5)
-        est = DNN2GPClassifier(hidden_layer_sizes=(6, 5), posterior="kron",
+        est = FixedClassifier(hidden_layer_sizes=(6, 5), posterior="kron",
                                subset_of_weights=subset, max_iter=50, random_state=0)
     est.fit(X, y)
     X_new = 2 * rng.randn(25, 3)

@@ -7,10 +7,9 @@ import pytest
 import torch
 from sklearn.exceptions import ConvergenceWarning
 
-from sklearn_dnn2gp import DNN2GPRegressor
 from sklearn_dnn2gp._training import lbfgs_gradient_tolerance
 
-from ._helpers import gap_data, objective_gradient
+from ._helpers import FixedRegressor, gap_data, objective_gradient
 
 
 def test_gradient_tolerance_grows_with_the_total_sample_weight():
@@ -26,7 +25,7 @@ def test_gradient_tolerance_grows_with_the_total_sample_weight():
 def test_lbfgs_stops_at_the_scaled_gradient_and_warns_only_at_max_iter(weighted):
     X, y = gap_data(200)
     sample_weight = np.random.RandomState(0).uniform(0.5, 2.0, len(y)) if weighted else None
-    est = DNN2GPRegressor(hidden_layer_sizes=(10,), noise_std=0.1, random_state=0)
+    est = FixedRegressor(hidden_layer_sizes=(10,), noise_std=0.1, random_state=0)
     with warnings.catch_warnings():
         warnings.simplefilter("error", ConvergenceWarning)
         est.fit(X, y, sample_weight=sample_weight)
@@ -40,5 +39,5 @@ def test_lbfgs_stops_at_the_scaled_gradient_and_warns_only_at_max_iter(weighted)
     # comes first, within a small factor of the threshold.
     assert float(grad) <= 30 * est.tol * total
     with pytest.warns(ConvergenceWarning, match=r"max_iter=5 .* per unit of sample weight"):
-        DNN2GPRegressor(hidden_layer_sizes=(10,), noise_std=0.1, max_iter=5,
+        FixedRegressor(hidden_layer_sizes=(10,), noise_std=0.1, max_iter=5,
                         random_state=0).fit(X, y, sample_weight=sample_weight)
