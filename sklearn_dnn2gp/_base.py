@@ -114,6 +114,7 @@ class BaseDNN2GP(GPViewMixin, BaseEstimator):
         "n_threads": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"}), None],
         "subset_of_weights": [StrOptions({"all", "last_layer"})],
         "module": [callable, None],
+        "momentum": [Interval(Real, 0, 1, closed="left")],
     }
 
     # ----------------------------------------------------------------- fitting
@@ -196,7 +197,8 @@ class BaseDNN2GP(GPViewMixin, BaseEstimator):
                     module, likelihood, X_t, y_t, w_t, prior_precision=self.prior_precision,
                     method=self.vi_method, structure=self._structure(),
                     beta=self._precision_rate(), initial_precision=self.initial_precision,
-                    mc_samples=self.mc_samples, callback=self.callback, **training,
+                    mc_samples=self.mc_samples, momentum=self.momentum, callback=self.callback,
+                    **training,
                 )
             else:
                 self.loss_curve_, self.n_iter_ = train_map(

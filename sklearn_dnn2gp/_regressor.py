@@ -106,7 +106,7 @@ class DNN2GPRegressor(RegressorMixin, BaseDNN2GP):
                  n_iter_no_change=10, random_state=None, device="auto", dtype="float64",
                  verbose=0, callback=None, warm_start=False, n_threads="auto",
                  subset_of_weights="all",
-                 module=None):
+                 module=None, momentum=0.9):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.prior_precision = prior_precision
@@ -132,6 +132,7 @@ class DNN2GPRegressor(RegressorMixin, BaseDNN2GP):
         self.n_threads = n_threads
         self.subset_of_weights = subset_of_weights
         self.module = module
+        self.momentum = momentum
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -122,8 +122,8 @@ def test_ogn_fixed_point_is_map_with_ggn_precision():
     est = DNN2GPRegressor(
         hidden_layer_sizes=(5,), prior_precision=delta, noise_std=sigma, inference="vi",
         posterior=posterior,
-        vi_method="ogn", learning_rate_init=0.1, precision_rate=0.1, max_iter=1500, tol=0,
-        n_iter_no_change=1500, random_state=0,
+        vi_method="ogn", learning_rate_init=0.1, precision_rate=0.1, momentum=0, max_iter=1500,
+        tol=0, n_iter_no_change=1500, random_state=0,
     )
     with pytest.warns(Warning, match="max_iter"):
         est.fit(X, y)
@@ -166,8 +166,8 @@ def test_linear_gaussian_vogn_full_reaches_the_exact_posterior():
     est = DNN2GPRegressor(
         hidden_layer_sizes=(), prior_precision=delta, noise_std=sigma, inference="vi",
         posterior="full",
-        mc_samples=m, learning_rate_init=alpha, max_iter=800, tol=0, n_iter_no_change=800,
-        random_state=0,
+        mc_samples=m, learning_rate_init=alpha, momentum=0, max_iter=800, tol=0,
+        n_iter_no_change=800, random_state=0,
     )
     with pytest.warns(Warning, match="max_iter"):
         est.fit(X, y)
@@ -190,8 +190,8 @@ def test_linear_gaussian_diag_fixed_point():
     mean, cov = blr_posterior(Phi, y, delta, sigma)
     est = DNN2GPRegressor(
         hidden_layer_sizes=(), prior_precision=delta, noise_std=sigma, inference="vi",
-        vi_method="ogn", posterior="diag", learning_rate_init=0.2, max_iter=300, tol=0,
-        n_iter_no_change=300, random_state=0,
+        vi_method="ogn", posterior="diag", learning_rate_init=0.2, momentum=0, max_iter=300,
+        tol=0, n_iter_no_change=300, random_state=0,
     )
     with pytest.warns(Warning, match="max_iter"):
         est.fit(X, y)
@@ -303,8 +303,8 @@ def test_callback_states_and_iterate_gp(Estimator, centers):
     weights = np.random.RandomState(0).uniform(0.5, 2, len(y))
     states = []
     est = Estimator(hidden_layer_sizes=(3,), inference="vi", posterior="full", vi_method="ogn",
-                    learning_rate_init=0.3, precision_rate=0.2, max_iter=5, random_state=0,
-                    callback=states.append, **extra)
+                    learning_rate_init=0.3, precision_rate=0.2, momentum=0, max_iter=5,
+                    random_state=0, callback=states.append, **extra)
     with pytest.warns(Warning, match="max_iter"):
         est.fit(X, y, sample_weight=weights)
     assert [s.iteration for s in states] == list(range(1, 6))

@@ -1,0 +1,115 @@
+"""VOGN as Osawa et al. (2019) made it practical: momentum with Adam's bias
+correction and a ramped step. Each piece is checked against an independent
+computation; the momentum-free step stays the one of Theorem 2 (tests/test_vi.py)."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from sklearn.exceptions import ConvergenceWarning
+
+from sklearn_dnn2gp import DNN2GPRegressor
+from sklearn_dnn2gp._likelihoods import Gaussian
+from sklearn_dnn2gp._network import flat_parameters, make_mlp
+from sklearn_dnn2gp._posterior import from_curvature
+from sklearn_dnn2gp._training import Momentum, train_vi, vi_step
+
+from ._helpers import blr_posterior, gap_data
+
+
+def _tanh_problem(structure):
+    rng = np.random.RandomState(0)
+    x = rng.uniform(-2, 2, 8)
+    X, y = torch.tensor(x[:, None]), torch.tensor(np.sin(x)[:, None])
+    module = make_mlp(1, (3,), 1, "tanh", dtype=torch.float64, device="cpu",
+                      generator=torch.Generator().manual_seed(0))
+    P = 10
+    mean = torch.tensor(rng.randn(P))
+    A = rng.randn(P, P)
+    curvature = torch.tensor(A @ A.T / P * 20)
+    if structure == "diag":
+        curvature = torch.diagonal(curvature).clone()
+    return module, Gaussian(torch.tensor([0.3], dtype=torch.float64)), X, y, mean, curvature
+
+
+@pytest.mark.parametrize("structure", ["diag", "full"])
+@pytest.mark.parametrize("n_samples", [None, 2])
+def test_zero_momentum_is_the_plain_step_to_the_bit(structure, n_samples):
+    # momentum=0 averages nothing and divides by 1 - 0^t = 1: the step of Theorem 2.
+    module, likelihood, X, y, mean, curvature = _tanh_problem(structure)
+    runs = []
+    for momentum in (None, Momentum(0.0)):
+        q, S = from_curvature(mean, curvature, 0.7), curvature
+        generator = torch.Generator().manual_seed(1)
+        for _ in range(3):
+            q, S, _ = vi_step(module, likelihood, X, y, None, q, S, learning_rate=0.2,
+                              beta=0.1, scale=2.0, n_samples=n_samples, generator=generator,
+                              momentum=momentum)
+        runs.append((q.mean, S))
+    assert torch.equal(runs[0][0], runs[1][0]) and torch.equal(runs[0][1], runs[1][1])
+
+
+def test_momentum_is_adams_bias_corrected_average():
+    g1, g2, g3 = (torch.tensor(np.random.RandomState(i).randn(5)) for i in range(3))
+    average = Momentum(0.9)
+    # After t steps the weights (1 - b) b^(t - k) sum to 1 - b^t: dividing by it
+    # makes every step an average of the gradients so far, the first one included.
+    np.testing.assert_allclose(average(g1), g1, rtol=1e-14)
+    np.testing.assert_allclose(average(g2), (0.09 * g1 + 0.1 * g2) / (1 - 0.9**2), rtol=1e-14)
+    np.testing.assert_allclose(average(g3), (0.081 * g1 + 0.09 * g2 + 0.1 * g3)
+                               / (1 - 0.9**3), rtol=1e-14)
+
+
+def _linear_problem():
+    rng = np.random.RandomState(0)
+    X = rng.randn(40, 3)
+    y = X @ np.array([1.0, -2.0, 0.5]) + 0.3 + 0.4 * rng.randn(40)
+    return X, y, np.hstack([X, np.ones((40, 1))])
+
+
+def test_momentum_ogn_on_a_linear_model_follows_the_heavy_ball_recursion():
+    # Diagonal OGN on Bayesian linear regression: S starts at, and stays, diag(G), so
+    # the mean follows the linear heavy-ball recursion written out below in numpy
+    # (bias correction and the ramp of the first 1 / (1 - b) steps included). Its
+    # fixed point is the exact posterior mean; after T steps the error is at most
+    # C rho^T with rho the spectral radius of the recursion, and T makes rho^T < 1e-13,
+    # leaving six orders of magnitude for C and the transient of the first steps.
+    X, y, Phi = _linear_problem()
+    delta, sigma, alpha, beta, b = 0.5, 0.4, 0.3, 0.2, 0.9
+    exact, _ = blr_posterior(Phi, y, delta, sigma)
+    H = Phi.T @ Phi / sigma**2 + delta * np.eye(4)
+    D = (Phi**2).sum(0) / sigma**2 + delta
+    lam = np.linalg.eigvals(H / np.sqrt(D[:, None] * D[None, :]))
+    rho = max(max(abs(np.linalg.eigvals([[1 - alpha * (1 - b) * li, -alpha * b],
+                                          [(1 - b) * li, b]]))) for li in lam.real)
+    assert rho < 1
+    T = math.ceil(math.log(1e-13) / math.log(rho))
+
+    module = make_mlp(3, (), 1, "identity", dtype=torch.float64, device="cpu",
+                      generator=torch.Generator().manual_seed(0))
+    mu = flat_parameters(module).numpy().copy()
+    likelihood = Gaussian(torch.tensor([sigma], dtype=torch.float64))
+    with pytest.warns(ConvergenceWarning, match="max_iter"):
+        q, _, _ = train_vi(
+            module, likelihood, torch.tensor(X), torch.tensor(y[:, None]), None,
+            prior_precision=delta, method="ogn", structure="diag", max_iter=T,
+            learning_rate=alpha, beta=beta, initial_precision="auto", mc_samples=1,
+            batch_size=40, tol=0, n_iter_no_change=T, generator=torch.Generator(),
+            momentum=b)
+
+    average = np.zeros(4)
+    for t in range(1, T + 1):
+        average = b * average + (1 - b) * (H @ mu - Phi.T @ y / sigma**2)
+        mu = mu - alpha * min(1, t * (1 - b)) * average / (1 - b**t) / D
+    np.testing.assert_allclose(q.mean.numpy(), mu, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(q.mean.numpy(), exact, rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose(q.precision().numpy(), D, rtol=1e-12)
+
+
+@pytest.mark.parametrize("params, match", [({"momentum": 1.0}, "momentum"),
+                                           ({"momentum": -0.1}, "momentum")])
+def test_bad_momentum(params, match):
+    X, y = gap_data(10)
+    with pytest.raises(ValueError, match=match):
+        DNN2GPRegressor(hidden_layer_sizes=(2,), inference="vi", max_iter=5, **params).fit(X, y)
