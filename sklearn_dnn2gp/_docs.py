@@ -72,7 +72,9 @@ _INFERENCE = """\
         with ``momentum`` and step ``mu <- mu - alpha (S + delta I)^-1 m``
         with ``alpha = learning_rate_init`` (Osawa et al., 2019).
     mc_samples : int, default=1
-        Draws from ``q`` per VOGN step.
+        Draws from ``q`` per VOGN step, in antithetic pairs ``mu + z``,
+        ``mu - z``: the part of the gradient linear in ``z`` cancels within a
+        pair.
     precision_rate : float in (0, 1] or None, default=None
         The averaging rate ``beta`` of ``S``; None uses
         ``learning_rate_init``, the natural-gradient step of the paper (the

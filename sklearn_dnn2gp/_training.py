@@ -249,6 +249,20 @@ def data_gradient_and_ggn(module, likelihood, X, y, weights, points, structure):
     return grad / m, curvature / m, loss / m
 
 
+def antithetic_sample(q, n_samples, generator):
+    """``n_samples`` draws from ``q`` in antithetic pairs ``mu + z``, ``mu - z``
+    (an odd count ends with an unpaired ``mu + z``).
+
+    Each draw is still distributed as ``q``, so the averages stay unbiased, but
+    the part of the gradient that is linear in ``w - mu`` (the GGN times
+    ``z``) cancels within a pair: with a diagonal ``q`` that part is what made
+    VOGN's mean jitter, since a diagonal posterior ignores the couplings
+    along which the GGN amplifies ``z``.
+    """
+    half = q.sample((n_samples + 1) // 2, generator)
+    return torch.cat([half, 2 * q.mean - half])[:n_samples]
+
+
 class Momentum:
     """Adam's first moment: an exponential average of the gradients at rate
     ``1 - momentum``, divided by ``1 - momentum^t`` after ``t`` steps so that
@@ -299,7 +313,7 @@ def vi_step(module, likelihood, X, y, weights, q, curvature, *, learning_rate, b
     unscaled data term averaged over the points where it was evaluated.
     """
     structure = "diag" if curvature.dim() == 1 else "full"
-    points = q.mean[None] if n_samples is None else q.sample(n_samples, generator)
+    points = q.mean[None] if n_samples is None else antithetic_sample(q, n_samples, generator)
     grad, ggn, loss = data_gradient_and_ggn(module, likelihood, X, y, weights, points,
                                             structure)
     if not (math.isfinite(loss) and bool(torch.isfinite(grad).all())):

@@ -1,6 +1,7 @@
 """VOGN as Osawa et al. (2019) made it practical: momentum with Adam's bias
-correction and a ramped step. Each piece is checked against an independent
-computation; the momentum-free step stays the one of Theorem 2 (tests/test_vi.py)."""
+correction and a ramped step, antithetic Monte-Carlo pairs. Each piece is
+checked against an independent computation; the momentum-free step stays the one
+of Theorem 2 (tests/test_vi.py)."""
 
 import math
 
@@ -13,7 +14,7 @@ from sklearn_dnn2gp import DNN2GPRegressor
 from sklearn_dnn2gp._likelihoods import Gaussian
 from sklearn_dnn2gp._network import flat_parameters, make_mlp
 from sklearn_dnn2gp._posterior import from_curvature
-from sklearn_dnn2gp._training import Momentum, train_vi, vi_step
+from sklearn_dnn2gp._training import Momentum, antithetic_sample, train_vi, vi_step
 
 from ._helpers import blr_posterior, gap_data
 
@@ -105,6 +106,33 @@ def test_momentum_ogn_on_a_linear_model_follows_the_heavy_ball_recursion():
     np.testing.assert_allclose(q.mean.numpy(), mu, rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(q.mean.numpy(), exact, rtol=1e-7, atol=1e-9)
     np.testing.assert_allclose(q.precision().numpy(), D, rtol=1e-12)
+
+
+def test_antithetic_pairs():
+    mean = torch.tensor(np.random.RandomState(0).randn(6))
+    q = from_curvature(mean, torch.tensor(np.linspace(1, 3, 6)), 0.5)
+    points = antithetic_sample(q, 5, torch.Generator().manual_seed(0))
+    assert points.shape == (5, 6)
+    np.testing.assert_allclose(points[:2] + points[3:], 2 * mean.expand(2, 6), rtol=1e-14)
+    # One draw is the draw of q.sample from the same generator state.
+    single = antithetic_sample(q, 1, torch.Generator().manual_seed(3))
+    assert torch.equal(single, q.sample(1, torch.Generator().manual_seed(3)))
+
+
+def test_antithetic_vogn_is_noise_free_on_a_linear_model():
+    # The gradient is linear in w and the GGN constant, so a pair's average is the
+    # value at the mean: VOGN with two samples takes OGN's steps, to rounding.
+    X, y, _ = _linear_problem()
+    params = dict(hidden_layer_sizes=(), prior_precision=0.5, noise_std=0.4,
+                  inference="vi", learning_rate_init=0.1, max_iter=60, tol=0,
+                  n_iter_no_change=60, random_state=0)
+    fits = []
+    for method, m in (("ogn", 1), ("vogn", 2)):
+        with pytest.warns(ConvergenceWarning):
+            fits.append(DNN2GPRegressor(vi_method=method, mc_samples=m, **params).fit(X, y))
+    np.testing.assert_allclose(fits[1].posterior_.mean, fits[0].posterior_.mean, rtol=1e-10)
+    np.testing.assert_allclose(fits[1].posterior_.precision(), fits[0].posterior_.precision(),
+                               rtol=1e-12)
 
 
 @pytest.mark.parametrize("params, match", [({"momentum": 1.0}, "momentum"),
