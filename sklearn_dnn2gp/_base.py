@@ -44,9 +44,21 @@ from ._views import GPViewMixin, scoped_threads  # noqa: F401 (re-exported)
 # so a full batch is exact and deterministic).
 _AUTO_FULL_BATCH = 4096
 _AUTO_BATCH = 256
+# VI's 'auto' minibatches: about this many examples each. Ten steps per epoch
+# on digits cost about what one full-batch step does, and VOGN's Monte-Carlo
+# noise is larger than the minibatch's anyway.
+_AUTO_VI_BATCH = 128
 # Inputs become floats: object / categorical columns are refused by check_array
 # with scikit-learn's message rather than by torch.
 _FLOAT_DTYPES = (np.float64, np.float32)
+
+
+def _equal_batches(n, size):
+    """The batch size that splits ``n`` examples into ``ceil(n / size)`` batches of
+    (nearly) equal size: a last batch of a few examples, scaled by ``N / batch``,
+    would make its steps the noisiest of the epoch."""
+    n_batches = -(-n // size)
+    return -(-n // n_batches)
 
 
 def _check_hidden_layer_sizes(sizes):
@@ -134,7 +146,9 @@ class BaseDNN2GP(GPViewMixin, BaseEstimator):
         X_t = to_tensor(X, dtype, device)
         w_t = None if weights is None else to_tensor(weights, dtype, device)
         n = X.shape[0]
-        if self.batch_size == "auto":
+        if self.batch_size == "auto" and self.inference == "vi":
+            batch_size = _equal_batches(n, _AUTO_VI_BATCH)
+        elif self.batch_size == "auto":
             batch_size = n if n <= _AUTO_FULL_BATCH else _AUTO_BATCH
         else:
             batch_size = min(self.batch_size, n)

@@ -61,8 +61,9 @@ class DNN2GPRegressor(RegressorMixin, BaseDNN2GP):
         the exact GGN there (not VI's averaged, sampled ``S``): the evidence
         of the DNN2GP GP linearised at ``mu``.
     loss_curve_ : list of float
-        Summed objective per Adam or VI epoch or per L-BFGS function
-        evaluation.
+        Summed objective per Adam epoch or per L-BFGS function evaluation;
+        under ``inference='vi'`` the negative ELBO per epoch (its Monte-Carlo
+        estimate for VOGN).
     n_iter_ : int
         Iterations (L-BFGS) or epochs (Adam, VI) run.
     n_features_in_ : int

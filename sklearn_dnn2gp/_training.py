@@ -57,29 +57,40 @@ def _minibatches(n, batch_size, generator, device):
 
 
 def _run_epochs(run_epoch, *, max_iter, tol, total_weight, n_iter_no_change, learning_rate,
-                solver, name, verbose, burn_in=0):
+                solver, name, verbose, burn_in=0, on_plateau=None, smoothing=None):
     """Call ``run_epoch(epoch) -> objective`` until it stops improving.
 
     Shared by Adam and the VI optimisers. ``tol`` is on the objective per unit
     of sample weight, as scikit-learn's MLP uses a mean loss. Epochs up to
-    ``burn_in`` never count towards stopping.
+    ``burn_in`` never count towards stopping. With ``smoothing`` (a rate in
+    (0, 1]) the rule watches the exponential average of a noisy objective
+    rather than its values. At a plateau ``on_plateau(epoch)`` may return True
+    to go on (e.g. with a smaller step size) instead of stopping.
     """
     loss_curve, best, stall = [], math.inf, 0
     progress = Progress(verbose, name, max_iter, "epoch")
+    monitor = None
     for epoch in range(1, max_iter + 1):
         loss = run_epoch(epoch)
         if not math.isfinite(loss):
             raise _diverged(epoch, learning_rate, solver)
         loss_curve.append(loss)
         progress.update(epoch, loss)
+        if smoothing is None or monitor is None:
+            monitor = loss
+        else:
+            monitor = (1 - smoothing) * monitor + smoothing * loss
         if epoch <= burn_in:
             stall = 0
-        elif loss > best - tol * total_weight:
+        elif monitor > best - tol * total_weight:
             stall += 1
         else:
             stall = 0
-        best = min(best, loss)
+        best = min(best, monitor)
         if stall >= n_iter_no_change:
+            if on_plateau is not None and on_plateau(epoch):
+                stall = 0
+                continue
             break
     else:
         warnings.warn(
@@ -195,6 +206,10 @@ def _train_lbfgs(module, likelihood, X, y, weights, prior_precision, max_iter, t
 
 # Stopping waits until the initial precision's weight (1 - beta)^t is below this.
 _FORGOTTEN = 1e-3
+# At a plateau the step size is divided by this, at most _ANNEALS times, before
+# training stops: the mean's Monte-Carlo jitter shrinks with the step size.
+_ANNEAL = 10.0
+_ANNEALS = 2
 
 
 class VIState(NamedTuple):
@@ -324,9 +339,20 @@ def vi_step(module, likelihood, X, y, weights, q, curvature, *, learning_rate, b
     return q, curvature, loss
 
 
-def _step_size(learning_rate, momentum, step):
+def kl_divergence(q):
+    """``KL(q || p)`` for ``q = N(mu, (S + delta I)^-1)`` and the prior ``p = N(0, I / delta)``:
+    ``1/2 (sum_j delta / (s_j + delta) - P + log|S + delta I| - P log delta) + delta/2 |mu|^2``
+    with ``s_j`` the eigenvalues of ``S`` (its diagonal for a diagonal ``q``)."""
+    delta = q.prior_precision
+    s = q.curvature_scale * q.curvature_eigenvalues
+    trace = float((delta / (s + delta)).sum()) - q.n_parameters
+    return 0.5 * (trace + float(q.log_det_ratio())) + 0.5 * delta * float(q.mean @ q.mean)
+
+
+def _step_size(learning_rate, momentum, step, annealed):
     """``alpha_t``: ``learning_rate`` ramped up linearly over the first
-    ``1 / (1 - momentum)`` steps (none for ``momentum=0``).
+    ``1 / (1 - momentum)`` steps (none for ``momentum=0``), divided by
+    ``_ANNEAL`` for each of the ``annealed`` plateaus so far.
 
     The ramp: Adam's bias correction makes the first steps full-size steps
     from an average of few gradients, and a diagonal precision overshoots
@@ -334,7 +360,8 @@ def _step_size(learning_rate, momentum, step):
     step of 0.3 raised the objective 30-fold in its first steps, and
     diverged without momentum); the ramp lets the average fill first.
     """
-    return learning_rate * min(1.0, step * (1.0 - momentum))
+    ramp = min(1.0, step * (1.0 - momentum))
+    return learning_rate * ramp / _ANNEAL**annealed
 
 
 def train_vi(module, likelihood, X, y, weights, *, prior_precision, method, structure,
@@ -350,10 +377,16 @@ def train_vi(module, likelihood, X, y, weights, *, prior_precision, method, stru
     ``learning_rate`` times the bias-corrected ``momentum`` average of the
     gradient, preconditioned by the current precision (see
     :func:`_step_size` for its ramp).
-    The stopping rule is Adam's, on the data term averaged over the points
-    where it was evaluated (the samples or the mean) plus ``delta/2 |mu|^2``,
-    but it only starts once the precision has forgotten its start: after
-    ``(1 - beta)^t <= 1e-3`` steps ``t``. The module is left at ``mu``.
+
+    The objective of each epoch is the negative ELBO: the data term at the
+    epoch's samples (at the mean for OGN) plus ``KL(q || p)``. VOGN's estimate
+    of it is noisy (by tens of nats per epoch on the benchmarks), so the
+    stopping rule, Adam's with ``tol`` and ``n_iter_no_change``, watches its
+    exponential average over about ``n_iter_no_change`` epochs, and a plateau
+    first divides the step size by 10, twice, so that the mean's Monte-Carlo
+    jitter (proportional to the step size) settles, before training stops.
+    No plateau counts before the precision has forgotten its start:
+    ``(1 - beta)^t <= 1e-3`` after ``t`` steps. The module is left at ``mu``.
 
     Return ``(q, loss_curve, n_iter)``.
     """
@@ -371,9 +404,11 @@ def train_vi(module, likelihood, X, y, weights, *, prior_precision, method, stru
     q = from_curvature(mean, curvature, prior_precision)
     average = Momentum(momentum)
     n_samples = mc_samples if method == "vogn" else None
+    annealed = 0
     steps_per_epoch = math.ceil(n / batch_size)
     burn_in_steps = 1 if beta >= 1 else math.log(_FORGOTTEN) / math.log1p(-beta)
     burn_in = math.ceil(burn_in_steps / steps_per_epoch)
+    name = method.upper()
 
     def run_epoch(epoch):
         nonlocal q, curvature
@@ -381,7 +416,7 @@ def train_vi(module, likelihood, X, y, weights, *, prior_precision, method, stru
         for idx in _minibatches(n, batch_size, generator, X.device):
             Xb = X[idx]
             wb = None if weights is None else weights[idx]
-            step = _step_size(learning_rate, momentum, average.steps + 1)
+            step = _step_size(learning_rate, momentum, average.steps + 1, annealed)
             q, curvature, data = vi_step(
                 module, likelihood, Xb, y[idx], wb, q, curvature, learning_rate=step,
                 beta=beta, scale=n / Xb.shape[0], n_samples=n_samples, generator=generator,
@@ -391,7 +426,18 @@ def train_vi(module, likelihood, X, y, weights, *, prior_precision, method, stru
             epoch_data += data
         if callback is not None:
             callback(VIState(epoch, q.mean.clone(), add_to_diagonal(curvature, prior_precision)))
-        return epoch_data + 0.5 * prior_precision * float(q.mean @ q.mean)
+        return epoch_data + kl_divergence(q)
+
+    def on_plateau(epoch):
+        nonlocal annealed
+        if annealed == _ANNEALS:
+            return False
+        annealed += 1
+        if verbose:
+            print(f"  {name} epoch {epoch}: objective on a plateau, step size now "
+                  f"{_step_size(learning_rate, momentum, average.steps, annealed):.3g}",
+                  flush=True)
+        return True
 
     initial = full_objective(module, likelihood, X, y, weights, prior_precision)
     total_weight = _total_weight(X, weights)
@@ -399,11 +445,11 @@ def train_vi(module, likelihood, X, y, weights, *, prior_precision, method, stru
         loss_curve, n_iter = _run_epochs(
             run_epoch, max_iter=max_iter, tol=tol, total_weight=total_weight,
             n_iter_no_change=n_iter_no_change, learning_rate=learning_rate, solver="vi",
-            name=method.upper(), verbose=verbose, burn_in=burn_in)
+            name=name, verbose=verbose, burn_in=burn_in, on_plateau=on_plateau,
+            smoothing=2 / (n_iter_no_change + 1))
     finally:
         set_flat_parameters(module, q.mean)
-    # At the mean: the epochs' objective is averaged over VOGN's samples.
+    # At the mean, without the KL term: the MAP objective the network started from.
     final = full_objective(module, likelihood, X, y, weights, prior_precision)
-    _check_not_worse(initial, final, tol * total_weight, method.upper(), "vi")
+    _check_not_worse(initial, final, tol * total_weight, name, "vi")
     return q, loss_curve, n_iter
-

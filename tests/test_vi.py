@@ -216,9 +216,15 @@ def test_snelson_in_between_uncertainty():
     except OSError:
         pytest.skip(f"Snelson data not found under {default_data_dir()}")
     assert len(y) == 148
+    # The default VI settings, but a full covariance: a diagonal one does not show
+    # in-between uncertainty here (even the diagonal Laplace posterior at the MAP has a
+    # smallest std in the gap of 0.97 of the largest on the data; default diagonal VI
+    # 0.84-0.89, benchmarks/bench_vi.py). Foong et al. (2019) bound the in-between
+    # variance of mean-field Gaussians on one-hidden-layer ReLU networks by the
+    # variances at the ends of the segment.
     est = DNN2GPRegressor(
         hidden_layer_sizes=(32,), activation="sigmoid", prior_precision=1.0, noise_std=0.286,
-        inference="vi", posterior="full", mc_samples=4, learning_rate_init=0.05, random_state=0,
+        inference="vi", posterior="full", random_state=0,
     ).fit(X, y)
     in_gap = np.linspace(1.75, 2.75, 9)[:, None]
     _, std_data = est.predict(X, return_std=True)

@@ -1,20 +1,28 @@
 """VOGN as Osawa et al. (2019) made it practical: momentum with Adam's bias
-correction and a ramped step, antithetic Monte-Carlo pairs. Each piece is
-checked against an independent computation; the momentum-free step stays the one
-of Theorem 2 (tests/test_vi.py)."""
+correction and a ramped step, antithetic Monte-Carlo pairs, the negative ELBO as
+the objective, equal minibatches. Each piece is checked against an independent
+computation; the momentum-free step stays the one of Theorem 2 (tests/test_vi.py)."""
 
 import math
+import warnings
 
 import numpy as np
 import pytest
 import torch
 from sklearn.exceptions import ConvergenceWarning
 
-from sklearn_dnn2gp import DNN2GPRegressor
+from sklearn_dnn2gp import DNN2GPClassifier, DNN2GPRegressor
+from sklearn_dnn2gp._base import _equal_batches
 from sklearn_dnn2gp._likelihoods import Gaussian
-from sklearn_dnn2gp._network import flat_parameters, make_mlp
+from sklearn_dnn2gp._network import flat_parameters, make_mlp, set_flat_parameters
 from sklearn_dnn2gp._posterior import from_curvature
-from sklearn_dnn2gp._training import Momentum, antithetic_sample, train_vi, vi_step
+from sklearn_dnn2gp._training import (
+    Momentum,
+    antithetic_sample,
+    kl_divergence,
+    train_vi,
+    vi_step,
+)
 
 from ._helpers import blr_posterior, gap_data
 
@@ -133,6 +141,63 @@ def test_antithetic_vogn_is_noise_free_on_a_linear_model():
     np.testing.assert_allclose(fits[1].posterior_.mean, fits[0].posterior_.mean, rtol=1e-10)
     np.testing.assert_allclose(fits[1].posterior_.precision(), fits[0].posterior_.precision(),
                                rtol=1e-12)
+
+
+@pytest.mark.parametrize("structure", ["diag", "full"])
+def test_kl_divergence_is_the_gaussian_kl(structure):
+    rng = np.random.RandomState(0)
+    P, delta = 5, 0.7
+    A = rng.randn(P, P)
+    S = torch.tensor(A @ A.T)
+    if structure == "diag":
+        S = torch.diagonal(S).clone()
+    q = from_curvature(torch.tensor(rng.randn(P)), S, delta)
+    covariance = q.covariance()
+    reference = torch.distributions.kl_divergence(
+        torch.distributions.MultivariateNormal(q.mean, covariance),
+        torch.distributions.MultivariateNormal(torch.zeros(P, dtype=torch.float64),
+                                               torch.eye(P, dtype=torch.float64) / delta))
+    np.testing.assert_allclose(kl_divergence(q), float(reference), rtol=1e-10)
+
+
+def test_vi_loss_curve_is_the_negative_elbo():
+    # One full-batch OGN epoch: the data term at the mean it stepped from, plus the KL
+    # of the q it stepped to.
+    X, y = gap_data(20)
+    states = []
+    est = DNN2GPRegressor(hidden_layer_sizes=(3,), noise_std=0.3, inference="vi",
+                          vi_method="ogn", max_iter=2, random_state=0, callback=states.append)
+    with pytest.warns(ConvergenceWarning):
+        est.fit(X, y)
+    module = make_mlp(1, (3,), 1, "tanh", dtype=torch.float64, device="cpu",
+                      generator=torch.Generator())
+    set_flat_parameters(module, states[0].mean)
+    with torch.no_grad():
+        data = float(est.likelihood_.loss(module(torch.tensor(X)), torch.tensor(y[:, None])))
+    q = from_curvature(states[1].mean, states[1].precision - 1.0, 1.0)
+    np.testing.assert_allclose(est.loss_curve_[1], data + kl_divergence(q), rtol=1e-10)
+
+
+def test_equal_batches():
+    assert _equal_batches(100, 128) == 100
+    assert _equal_batches(148, 128) == 74  # not 128 + 20: a 20-example batch scaled by 7.4
+    assert _equal_batches(1439, 128) == 120
+    assert _equal_batches(256, 128) == 128
+
+
+@pytest.mark.parametrize("Estimator", [DNN2GPRegressor, DNN2GPClassifier])
+def test_default_vi_stops_on_its_own_and_anneals_the_step(Estimator, capsys):
+    X, y = gap_data(300)
+    if Estimator is DNN2GPClassifier:
+        y = (y > 0).astype(int)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        est = Estimator(hidden_layer_sizes=(10,), inference="vi", verbose=1,
+                        random_state=0).fit(X, y)
+    out = capsys.readouterr().out
+    assert out.count("objective on a plateau, step size now") == 2
+    assert est.n_iter_ == len(est.loss_curve_) < est.max_iter
+    assert all(np.isfinite(est.loss_curve_))
 
 
 @pytest.mark.parametrize("params, match", [({"momentum": 1.0}, "momentum"),
