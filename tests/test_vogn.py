@@ -143,8 +143,10 @@ def test_antithetic_vogn_is_noise_free_on_a_linear_model():
                                rtol=1e-12)
 
 
-@pytest.mark.parametrize("structure", ["diag", "full"])
+@pytest.mark.parametrize("structure", ["diag", "full", "full-spectrum"])
 def test_kl_divergence_is_the_gaussian_kl(structure):
+    # A full q is read through its Cholesky factor, or through its spectrum once
+    # one exists.
     rng = np.random.RandomState(0)
     P, delta = 5, 0.7
     A = rng.randn(P, P)
@@ -153,6 +155,8 @@ def test_kl_divergence_is_the_gaussian_kl(structure):
         S = torch.diagonal(S).clone()
     q = from_curvature(torch.tensor(rng.randn(P)), S, delta)
     covariance = q.covariance()
+    if structure == "full-spectrum":
+        assert q.eigvals.shape == (P,) and q.has_spectrum
     reference = torch.distributions.kl_divergence(
         torch.distributions.MultivariateNormal(q.mean, covariance),
         torch.distributions.MultivariateNormal(torch.zeros(P, dtype=torch.float64),
