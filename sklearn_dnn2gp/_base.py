@@ -26,8 +26,9 @@ from ._resources import (
     check_full_posterior,
     check_full_vi,
     full_posterior_is_comfortable,
+    full_vi_is_comfortable,
 )
-from ._training import train_map, train_vi
+from ._training import burn_in_steps, train_map, train_vi
 from ._utils import (
     choose_threads,
     make_generator,
@@ -191,7 +192,7 @@ class BaseDNN2GP(GPViewMixin, BaseEstimator):
             n_params = n_parameters(module[-1])
         self._posterior_structure = self._resolve_structure(
             module if self._fitted("subset_of_weights") == "all" else module[-1:],
-            n * n_outputs, n_params, device)
+            n * n_outputs, n_params, device, batch_rows=batch_size * n_outputs)
         if self._structure() == "full":
             # Before training: a fit that cannot finish should not start.
             check_full_posterior(n * n_outputs, n_params, device)
@@ -253,10 +254,12 @@ class BaseDNN2GP(GPViewMixin, BaseEstimator):
         """The posterior structure the fit used (``posterior='auto'`` resolved)."""
         return self._posterior_structure
 
-    def _resolve_structure(self, module, n_rows, n_params, device):
-        """``posterior``, with 'auto' resolved: diagonal for VI; for Laplace the exact
-        full posterior while it is comfortable in memory and time, else K-FAC for an
-        MLP and the diagonal for other networks."""
+    def _resolve_structure(self, module, n_rows, n_params, device, batch_rows=None):
+        """``posterior``, with 'auto' resolved: for Laplace the exact full posterior
+        while it is comfortable in memory and time, else K-FAC for an MLP and the
+        diagonal for other networks; for VI a full ``q`` while its per-step P x P
+        factorisations are comfortable (small networks: see ``full_vi_cost``; a
+        diagonal ``q`` cannot show in-between uncertainty), else the diagonal."""
         posterior, inference = self._fitted("posterior"), self._fitted("inference")
         if inference == "vi" and posterior == "kron":
             raise ValueError("posterior='kron' is available with inference='laplace'; "
@@ -264,6 +267,9 @@ class BaseDNN2GP(GPViewMixin, BaseEstimator):
         if posterior != "auto":
             return posterior
         if inference == "vi":
+            steps = burn_in_steps(self._precision_rate())
+            if full_vi_is_comfortable(n_rows, batch_rows or n_rows, n_params, steps, device):
+                return "full"
             return "diag"
         if full_posterior_is_comfortable(n_rows, n_params, device):
             return "full"

@@ -212,6 +212,12 @@ _ANNEAL = 10.0
 _ANNEALS = 2
 
 
+def burn_in_steps(beta):
+    """The steps after which ``S`` has forgotten its start, ``(1 - beta)^t <= 1e-3``;
+    VI's stopping rule waits for them."""
+    return 1 if beta >= 1 else math.log(_FORGOTTEN) / math.log1p(-beta)
+
+
 class VIState(NamedTuple):
     """What a VI ``callback`` sees after each epoch (copies; changing them does nothing).
 
@@ -416,8 +422,7 @@ def train_vi(module, likelihood, X, y, weights, *, prior_precision, method, stru
     n_samples = mc_samples if method == "vogn" else None
     annealed = 0
     steps_per_epoch = math.ceil(n / batch_size)
-    burn_in_steps = 1 if beta >= 1 else math.log(_FORGOTTEN) / math.log1p(-beta)
-    burn_in = math.ceil(burn_in_steps / steps_per_epoch)
+    burn_in = math.ceil(burn_in_steps(beta) / steps_per_epoch)
     name = method.upper()
 
     def run_epoch(epoch):

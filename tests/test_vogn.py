@@ -11,14 +11,16 @@ import pytest
 import torch
 from sklearn.exceptions import ConvergenceWarning
 
-from sklearn_dnn2gp import DNN2GPClassifier, DNN2GPRegressor
+from sklearn_dnn2gp import DNN2GPClassifier, DNN2GPRegressor, _resources
 from sklearn_dnn2gp._base import _equal_batches
 from sklearn_dnn2gp._likelihoods import Gaussian
 from sklearn_dnn2gp._network import flat_parameters, make_mlp, set_flat_parameters
-from sklearn_dnn2gp._posterior import from_curvature
+from sklearn_dnn2gp._posterior import add_to_diagonal, from_curvature
+from sklearn_dnn2gp._resources import full_vi_cost, full_vi_is_comfortable
 from sklearn_dnn2gp._training import (
     Momentum,
     antithetic_sample,
+    burn_in_steps,
     kl_divergence,
     train_vi,
     vi_step,
@@ -164,13 +166,15 @@ def test_kl_divergence_is_the_gaussian_kl(structure):
     np.testing.assert_allclose(kl_divergence(q), float(reference), rtol=1e-10)
 
 
-def test_vi_loss_curve_is_the_negative_elbo():
+@pytest.mark.parametrize("posterior", ["diag", "full"])
+def test_vi_loss_curve_is_the_negative_elbo(posterior):
     # One full-batch OGN epoch: the data term at the mean it stepped from, plus the KL
     # of the q it stepped to.
     X, y = gap_data(20)
     states = []
     est = DNN2GPRegressor(hidden_layer_sizes=(3,), noise_std=0.3, inference="vi",
-                          vi_method="ogn", max_iter=2, random_state=0, callback=states.append)
+                          posterior=posterior, vi_method="ogn", max_iter=2, random_state=0,
+                          callback=states.append)
     with pytest.warns(ConvergenceWarning):
         est.fit(X, y)
     module = make_mlp(1, (3,), 1, "tanh", dtype=torch.float64, device="cpu",
@@ -178,7 +182,7 @@ def test_vi_loss_curve_is_the_negative_elbo():
     set_flat_parameters(module, states[0].mean)
     with torch.no_grad():
         data = float(est.likelihood_.loss(module(torch.tensor(X)), torch.tensor(y[:, None])))
-    q = from_curvature(states[1].mean, states[1].precision - 1.0, 1.0)
+    q = from_curvature(states[1].mean, add_to_diagonal(states[1].precision, -1.0), 1.0)
     np.testing.assert_allclose(est.loss_curve_[1], data + kl_divergence(q), rtol=1e-10)
 
 
@@ -210,3 +214,39 @@ def test_bad_momentum(params, match):
     X, y = gap_data(10)
     with pytest.raises(ValueError, match=match):
         DNN2GPRegressor(hidden_layer_sizes=(2,), inference="vi", max_iter=5, **params).fit(X, y)
+
+
+def test_auto_posterior_under_vi_is_full_for_small_networks_only():
+    # A full q costs one P x P factorisation per step: 'auto' takes it while a
+    # default fit would spend at most _AUTO_VI_SECONDS on them, and is then the
+    # same fit as posterior='full', step for step.
+    X, y = gap_data(148)
+    fits = {}
+    for posterior in ("auto", "full", "diag"):
+        est = DNN2GPRegressor(hidden_layer_sizes=(32,), activation="sigmoid", noise_std=0.3,
+                              inference="vi", posterior=posterior, max_iter=3, random_state=0)
+        with pytest.warns(ConvergenceWarning):
+            fits[posterior] = est.fit(X, y)
+    assert fits["auto"]._structure() == "full"
+    assert torch.equal(fits["auto"].posterior_.mean, fits["full"].posterior_.mean)
+    assert fits["auto"].loss_curve_ == fits["full"].loss_curve_
+
+    wide = DNN2GPRegressor(hidden_layer_sizes=(25, 25), inference="vi", max_iter=1,
+                           random_state=0)
+    with pytest.warns(ConvergenceWarning):
+        wide.fit(X, y)
+    assert wide._structure() == "diag"
+
+
+def test_full_vi_cost_puts_the_limit_between_the_paper_networks():
+    cpu = torch.device("cpu")
+    steps = burn_in_steps(0.01)
+    np.testing.assert_allclose((1 - 0.01) ** steps, 1e-3, rtol=1e-12)
+    # Snelson 1-32-1 (P = 97, batches of 74), red wine 11-20-20-1 (P = 681, 120),
+    # digits 64-50-10 (P = 3760, 126 x 10 outputs).
+    assert full_vi_is_comfortable(148, 74, 97, steps, cpu)
+    assert not full_vi_is_comfortable(1439, 120, 681, steps, cpu)
+    assert not full_vi_is_comfortable(12570, 1260, 3760, steps, cpu)
+    # The cost is the factorisations' P^3 per step, at least, for 2 x burn-in steps.
+    _, seconds = full_vi_cost(1439, 120, 681, steps)
+    assert seconds >= 2 * steps * _resources._GEMM_SECONDS * 681**3
