@@ -14,8 +14,9 @@ highest evidence (``<- evidence``) has a test MSE close to the best one
 (``<- test``).
 
 With ``--inference vi`` the networks are trained by VI instead (VOGN with
-the estimator's defaults: a diagonal ``q``, or a full one with
-``--vi-posterior full``), and with ``--inference both`` the two sweeps run one
+the estimator's defaults and a diagonal ``q``, or a full one with
+``--vi-posterior full``, which ``posterior='auto'`` would pick for this
+81-parameter network), and with ``--inference both`` the two sweeps run one
 after the other: the VI evidence curve of Fig. 5 next to the Laplace one. Under
 VI the evidence is that of the DNN2GP GP linearised at VI's mean (with the
 diagonal GGN there for a diagonal ``q``), and the MSEs are those of the network
