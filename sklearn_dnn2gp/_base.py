@@ -196,7 +196,9 @@ class BaseDNN2GP(GPViewMixin, BaseEstimator):
         if self._structure() == "full":
             # Before training: a fit that cannot finish should not start.
             check_full_posterior(n * n_outputs, n_params, device)
-            if self.inference == "vi":
+            if self.inference == "vi" and self._fitted("posterior") == "full":
+                # 'auto' chose full only where a default fit is cheap (full_vi_cost);
+                # the warning's bound of max_iter epochs would be a false alarm there.
                 check_full_vi(n * n_outputs, batch_size * n_outputs, n_params,
                               self.max_iter, device)
         owner = type(self).__name__

@@ -55,6 +55,8 @@ def format_bytes(n_bytes):
 
 
 def format_seconds(seconds):
+    if seconds < 1:
+        return f"{seconds:.2g} s"  # a step or an epoch: not "0 s"
     if seconds < 120:
         return f"{seconds:.0f} s"
     if seconds < 7200:
