@@ -31,8 +31,9 @@ from ._resources import (
     check_full_posterior,
     check_full_vi,
     full_posterior_is_comfortable,
+    full_vi_is_comfortable,
 )
-from ._training import train_map, train_vi
+from ._training import burn_in_steps, train_map, train_vi
 from ._utils import (
     choose_threads,
     make_generator,
@@ -49,9 +50,21 @@ from ._views import GPViewMixin, scoped_threads  # noqa: F401 (re-exported)
 # so a full batch is exact and deterministic).
 _AUTO_FULL_BATCH = 4096
 _AUTO_BATCH = 256
+# VI's 'auto' minibatches: about this many examples each. Ten steps per epoch
+# on digits cost about what one full-batch step does, and VOGN's Monte-Carlo
+# noise is larger than the minibatch's anyway.
+_AUTO_VI_BATCH = 128
 # Inputs become floats: object / categorical columns are refused by check_array
 # with scikit-learn's message rather than by torch.
 _FLOAT_DTYPES = (np.float64, np.float32)
+
+
+def _equal_batches(n, size):
+    """The batch size that splits ``n`` examples into ``ceil(n / size)`` batches of
+    (nearly) equal size: a last batch of a few examples, scaled by ``N / batch``,
+    would make its steps the noisiest of the epoch."""
+    n_batches = -(-n // size)
+    return -(-n // n_batches)
 
 
 def _check_hidden_layer_sizes(sizes):
@@ -159,6 +172,7 @@ class BaseDNN2GP(GPViewMixin, BaseEstimator):
         "n_threads": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"}), None],
         "subset_of_weights": [StrOptions({"all", "last_layer"})],
         "module": [callable, None],
+        "momentum": [Interval(Real, 0, 1, closed="left")],
     }
 
     # ----------------------------------------------------------------- fitting
@@ -178,7 +192,9 @@ class BaseDNN2GP(GPViewMixin, BaseEstimator):
         X_t = to_tensor(X, dtype, device)
         w_t = None if weights is None else to_tensor(weights, dtype, device)
         n = X.shape[0]
-        if self.batch_size == "auto":
+        if self.batch_size == "auto" and self.inference == "vi":
+            batch_size = _equal_batches(n, _AUTO_VI_BATCH)
+        elif self.batch_size == "auto":
             batch_size = n if n <= _AUTO_FULL_BATCH else _AUTO_BATCH
         else:
             batch_size = min(self.batch_size, n)
@@ -220,11 +236,13 @@ class BaseDNN2GP(GPViewMixin, BaseEstimator):
             n_params = n_parameters(module[-1])
         self._posterior_structure = self._resolve_structure(
             module if self._fitted("subset_of_weights") == "all" else module[-1:],
-            n * n_outputs, n_params, device)
+            n * n_outputs, n_params, device, batch_rows=batch_size * n_outputs)
         if self._structure() == "full":
             # Before training: a fit that cannot finish should not start.
             check_full_posterior(n * n_outputs, n_params, device)
-            if self.inference == "vi":
+            if self.inference == "vi" and self._fitted("posterior") == "full":
+                # 'auto' chose full only where a default fit is cheap (full_vi_cost);
+                # the warning's bound of max_iter epochs would be a false alarm there.
                 check_full_vi(n * n_outputs, batch_size * n_outputs, n_params,
                               self.max_iter, device)
         self.likelihood_ = likelihood
@@ -260,7 +278,8 @@ class BaseDNN2GP(GPViewMixin, BaseEstimator):
                         module, likelihood, X_t, y_t, w_t, prior_precision=prior_precision,
                         method=self.vi_method, structure=self._structure(),
                         beta=self._precision_rate(), initial_precision=self.initial_precision,
-                        mc_samples=self.mc_samples, callback=self.callback, **training,
+                        mc_samples=self.mc_samples, momentum=self.momentum,
+                        callback=self.callback, **training,
                     )
                 else:
                     loss_curve, n_iter = train_map(
@@ -397,10 +416,12 @@ class BaseDNN2GP(GPViewMixin, BaseEstimator):
         """The posterior structure the fit used (``posterior='auto'`` resolved)."""
         return self._posterior_structure
 
-    def _resolve_structure(self, module, n_rows, n_params, device):
-        """``posterior``, with 'auto' resolved: diagonal for VI; for Laplace the exact
-        full posterior while it is comfortable in memory and time, else K-FAC for an
-        MLP and the diagonal for other networks."""
+    def _resolve_structure(self, module, n_rows, n_params, device, batch_rows=None):
+        """``posterior``, with 'auto' resolved: for Laplace the exact full posterior
+        while it is comfortable in memory and time, else K-FAC for an MLP and the
+        diagonal for other networks; for VI a full ``q`` while its per-step P x P
+        factorisations are comfortable (small networks: see ``full_vi_cost``; a
+        diagonal ``q`` cannot show in-between uncertainty), else the diagonal."""
         posterior, inference = self._fitted("posterior"), self._fitted("inference")
         if inference == "vi" and posterior == "kron":
             raise ValueError("posterior='kron' is available with inference='laplace'; "
@@ -408,6 +429,9 @@ class BaseDNN2GP(GPViewMixin, BaseEstimator):
         if posterior != "auto":
             return posterior
         if inference == "vi":
+            steps = burn_in_steps(self._precision_rate())
+            if full_vi_is_comfortable(n_rows, batch_rows or n_rows, n_params, steps, device):
+                return "full"
             return "diag"
         if full_posterior_is_comfortable(n_rows, n_params, device):
             return "full"

@@ -114,7 +114,7 @@ class DNN2GPClassifier(ClassifierMixin, BaseDNN2GP):
                  batch_size="auto", tol=1e-5, n_iter_no_change=10, random_state=None,
                  device="auto", dtype="float64", verbose=0, callback=None, warm_start=False,
                  n_threads="auto", subset_of_weights="all",
-                 module=None):
+                 module=None, momentum=0.9):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.prior_precision = prior_precision
@@ -141,6 +141,7 @@ class DNN2GPClassifier(ClassifierMixin, BaseDNN2GP):
         self.n_threads = n_threads
         self.subset_of_weights = subset_of_weights
         self.module = module
+        self.momentum = momentum
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, sample_weight=None):

@@ -61,8 +61,9 @@ class DNN2GPRegressor(RegressorMixin, BaseDNN2GP):
         the exact GGN there (not VI's averaged, sampled ``S``): the evidence
         of the DNN2GP GP linearised at ``mu``.
     loss_curve_ : list of float
-        Summed objective per Adam or VI epoch or per L-BFGS function
-        evaluation.
+        Summed objective per Adam epoch or per L-BFGS function evaluation;
+        under ``inference='vi'`` the negative ELBO per epoch (its Monte-Carlo
+        estimate for VOGN).
     n_iter_ : int
         Iterations (L-BFGS) or epochs (Adam, VI) run.
     n_features_in_ : int
@@ -109,7 +110,7 @@ class DNN2GPRegressor(RegressorMixin, BaseDNN2GP):
                  n_iter_no_change=10, random_state=None, device="auto", dtype="float64",
                  verbose=0, callback=None, warm_start=False, n_threads="auto",
                  subset_of_weights="all",
-                 module=None):
+                 module=None, momentum=0.9):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.prior_precision = prior_precision
@@ -136,6 +137,7 @@ class DNN2GPRegressor(RegressorMixin, BaseDNN2GP):
         self.n_threads = n_threads
         self.subset_of_weights = subset_of_weights
         self.module = module
+        self.momentum = momentum
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -55,6 +55,8 @@ def format_bytes(n_bytes):
 
 
 def format_seconds(seconds):
+    if seconds < 1:
+        return f"{seconds:.2g} s"  # a step or an epoch: not "0 s"
     if seconds < 120:
         return f"{seconds:.0f} s"
     if seconds < 7200:
@@ -109,11 +111,49 @@ def full_posterior_is_comfortable(n_rows, n_params, device):
 
 
 def full_vi_step_cost(batch_rows, n_params):
-    """``(bytes, seconds)`` of one full-covariance VOGN step: a batch GGN and an
-    eigendecomposition of the P x P precision."""
+    """``(bytes, seconds)`` of one full-covariance VOGN step: a batch GGN, and a
+    Cholesky factorisation of the P x P precision with the solves that use it.
+
+    Measured on the reference machine, one thread, batches of 128: 2 ms a step
+    at P = 97 (Python and autograd), 17 ms at 681, 50 ms at 1,015, 146 ms at
+    1,519 and 460 ms at 2,121, i.e. about ``_GEMM_SECONDS * P^3`` once P is in
+    the hundreds (the factorisation, the solves and the update of ``S``)."""
     n_bytes = _BYTES * 5 * n_params**2
-    seconds = _GEMM_SECONDS * batch_rows * n_params**2 + _EIGH_SECONDS * n_params**3
+    seconds = _GEMM_SECONDS * (batch_rows * n_params**2 + n_params**3)
     return n_bytes, seconds
+
+
+# posterior='auto' under VI takes a full q while the whole fit is expected to
+# spend at most this many seconds on its P x P factorisations, and its P x P
+# matrices fit in _AUTO_MEMORY_FRACTION of the memory. A full q costs one
+# factorisation per step where a diagonal one costs O(P), and default VI takes
+# about a thousand steps, so it is only comfortable for small networks: with
+# the defaults (batches of about 128) the limit falls near P = 450.
+_AUTO_VI_SECONDS = 10.0
+# The default stopping rule cannot stop before the precision has forgotten its
+# start ((1 - beta)^t <= 1e-3: 688 steps at the default beta = 0.01); the
+# benchmarks stopped after 1.1-2.3 times that (Snelson, red wine, digits).
+_AUTO_VI_STEPS_PER_BURN_IN = 2.0
+
+
+def full_vi_cost(n_rows, batch_rows, n_params, burn_in_steps):
+    """``(bytes, seconds)`` of a default full-covariance VI fit: about
+    ``2 * burn_in_steps`` steps of :func:`full_vi_step_cost`, and the KL term once
+    per epoch (one more ``P^3`` inverse from the Cholesky factor)."""
+    n_bytes, step_seconds = full_vi_step_cost(batch_rows, n_params)
+    steps_per_epoch = max(1, math.ceil(n_rows / max(batch_rows, 1)))
+    steps = _AUTO_VI_STEPS_PER_BURN_IN * max(burn_in_steps, 1)
+    epochs = math.ceil(steps / steps_per_epoch)
+    seconds = epochs * (steps_per_epoch * step_seconds + _GEMM_SECONDS * n_params**3)
+    return n_bytes, seconds
+
+
+def full_vi_is_comfortable(n_rows, batch_rows, n_params, burn_in_steps, device):
+    """Whether ``posterior='auto'`` under VI should take a full-covariance ``q``."""
+    n_bytes, seconds = full_vi_cost(n_rows, batch_rows, n_params, burn_in_steps)
+    available = available_memory(device)
+    fits = available is None or n_bytes <= _AUTO_MEMORY_FRACTION * available
+    return fits and seconds <= _AUTO_VI_SECONDS
 
 
 _POSTERIOR_ADVICE = (

@@ -50,7 +50,9 @@ def test_sklearn_compatible(estimator, check):
 # The checks' data have raw targets far wider than noise_std=1 (a warned misuse).
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 @pytest.mark.filterwarnings("ignore:The training residuals:UserWarning")
-@parametrize_with_checks([DNN2GPRegressor(random_state=0), DNN2GPClassifier(random_state=0)],
+@parametrize_with_checks([DNN2GPRegressor(random_state=0), DNN2GPClassifier(random_state=0),
+                          DNN2GPRegressor(inference="vi", random_state=0),
+                          DNN2GPClassifier(inference="vi", random_state=0)],
                          expected_failed_checks=_expected_failed_checks)
 def test_sklearn_compatible_defaults(estimator, check):
     check(estimator)

@@ -160,3 +160,27 @@ def test_benchmarks_quick_runs(script, expected):
     if script.endswith("bench_laplace_torch.py"):
         pytest.importorskip("laplace", reason="laplace-torch (the bench extra) is not installed")
     assert expected in _run(script, "--quick")
+
+
+@pytest.mark.slow
+def test_vi_examples_print_their_numbers(tmp_path):
+    if not default_data_dir().exists():
+        pytest.skip(f"reference data not found under {default_data_dir()}")
+    pytest.importorskip("matplotlib")
+    figure = tmp_path / "in_between.png"
+    out = _run("examples/in_between_vi.py", "--output", str(figure))
+    rows = {line.split("  ")[0]: line.split() for line in out.splitlines()
+            if line.startswith(("Laplace", "VI "))}
+    assert set(rows) == {"Laplace (delta 0.1)", "VI diag (delta 1)", "VI full (delta 1)"}
+    # The full posteriors' smallest std in the gap exceeds their largest on the data.
+    assert float(rows["Laplace (delta 0.1)"][-1]) > 1
+    assert float(rows["VI full (delta 1)"][-1]) > 1
+    assert figure.stat().st_size > 10_000
+
+    figure = tmp_path / "sweep.png"
+    out = _run("examples/marglik_synthetic.py", "--quick", "--inference", "both",
+               "--n-jobs", "1", "--output", str(figure))
+    assert "Laplace (L-BFGS): 15 fits" in out and "VI (VOGN, diag q): 15 fits" in out
+    assert "the evidence's choice of delta and its test MSE:" in out
+    for method in ("laplace", "vi"):
+        assert (tmp_path / f"sweep_{method}.png").stat().st_size > 10_000

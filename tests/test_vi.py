@@ -121,8 +121,8 @@ def test_ogn_fixed_point_is_map_with_ggn_precision():
     est = FixedRegressor(
         hidden_layer_sizes=(5,), prior_precision=delta, noise_std=sigma, inference="vi",
         posterior=posterior,
-        vi_method="ogn", learning_rate_init=0.1, precision_rate=0.1, max_iter=1500, tol=0,
-        n_iter_no_change=1500, random_state=0,
+        vi_method="ogn", learning_rate_init=0.1, precision_rate=0.1, momentum=0, max_iter=1500,
+        tol=0, n_iter_no_change=1500, random_state=0,
     )
     with pytest.warns(Warning, match="max_iter"):
         est.fit(X, y)
@@ -165,8 +165,8 @@ def test_linear_gaussian_vogn_full_reaches_the_exact_posterior():
     est = FixedRegressor(
         hidden_layer_sizes=(), prior_precision=delta, noise_std=sigma, inference="vi",
         posterior="full",
-        mc_samples=m, learning_rate_init=alpha, max_iter=800, tol=0, n_iter_no_change=800,
-        random_state=0,
+        mc_samples=m, learning_rate_init=alpha, momentum=0, max_iter=800, tol=0,
+        n_iter_no_change=800, random_state=0,
     )
     with pytest.warns(Warning, match="max_iter"):
         est.fit(X, y)
@@ -189,8 +189,8 @@ def test_linear_gaussian_diag_fixed_point():
     mean, cov = blr_posterior(Phi, y, delta, sigma)
     est = FixedRegressor(
         hidden_layer_sizes=(), prior_precision=delta, noise_std=sigma, inference="vi",
-        vi_method="ogn", posterior="diag", learning_rate_init=0.2, max_iter=300, tol=0,
-        n_iter_no_change=300, random_state=0,
+        vi_method="ogn", posterior="diag", learning_rate_init=0.2, momentum=0, max_iter=300,
+        tol=0, n_iter_no_change=300, random_state=0,
     )
     with pytest.warns(Warning, match="max_iter"):
         est.fit(X, y)
@@ -215,10 +215,17 @@ def test_snelson_in_between_uncertainty():
     except OSError:
         pytest.skip(f"Snelson data not found under {default_data_dir()}")
     assert len(y) == 148
+    # The default VI settings: for this small network (P = 97) posterior='auto' is a
+    # full covariance. A diagonal one does not show in-between uncertainty here (even
+    # the diagonal Laplace posterior at the MAP has a smallest std in the gap of 0.97
+    # of the largest on the data; diagonal VI 0.84-0.89, benchmarks/bench_vi.py).
+    # Foong et al. (2019) bound the in-between variance of mean-field Gaussians on
+    # one-hidden-layer ReLU networks by the variances at the ends of the segment.
     est = FixedRegressor(
         hidden_layer_sizes=(32,), activation="sigmoid", prior_precision=1.0, noise_std=0.286,
-        inference="vi", posterior="full", mc_samples=4, learning_rate_init=0.05, random_state=0,
+        inference="vi", random_state=0,
     ).fit(X, y)
+    assert est._structure() == "full"
     in_gap = np.linspace(1.75, 2.75, 9)[:, None]
     _, std_data = est.predict(X, return_std=True)
     _, std_gap = est.predict(in_gap, return_std=True)
@@ -302,8 +309,8 @@ def test_callback_states_and_iterate_gp(Estimator, centers):
     weights = np.random.RandomState(0).uniform(0.5, 2, len(y))
     states = []
     est = Estimator(hidden_layer_sizes=(3,), inference="vi", posterior="full", vi_method="ogn",
-                    learning_rate_init=0.3, precision_rate=0.2, max_iter=5, random_state=0,
-                    callback=states.append, **extra)
+                    learning_rate_init=0.3, precision_rate=0.2, momentum=0, max_iter=5,
+                    random_state=0, callback=states.append, **extra)
     with pytest.warns(Warning, match="max_iter"):
         est.fit(X, y, sample_weight=weights)
     assert [s.iteration for s in states] == list(range(1, 6))
@@ -372,16 +379,18 @@ def test_vi_divergence_names_the_learning_rate():
         est.fit(X * 1e150, y)
 
 
-def test_default_diagonal_vi_is_stable_and_sees_the_gap():
+def test_diagonal_vi_is_stable_and_sees_the_gap():
     # With a constant initial precision of 1 the first diagonal steps overshot
     # (R^2 of -3e6 here); starting from the data's GGN keeps them damped.
     X, y = make_gap_regression(n_samples=100, noise=0.1, random_state=0)
-    est = FixedRegressor(noise_std=0.1, inference="vi", random_state=0).fit(X, y)
+    est = FixedRegressor(noise_std=0.1, inference="vi", posterior="diag",
+                         random_state=0).fit(X, y)
     assert est._structure() == "diag"
     assert est.score(X, y) > 0.9
     _, std_data = est.predict(X, return_std=True)
     _, std_gap = est.predict(np.array([[-0.5], [0.0], [0.5]]), return_std=True)
     assert std_gap.min() > np.median(std_data)
-    clf = FixedClassifier(hidden_layer_sizes=(20,), inference="vi", random_state=0)
+    clf = FixedClassifier(hidden_layer_sizes=(20,), inference="vi", posterior="diag",
+                          random_state=0)
     Xm, ym = make_moons(100, noise=0.1, random_state=0)
     assert clf.fit(Xm, ym).score(Xm, ym) > 0.85

@@ -1,0 +1,181 @@
+"""Default VI against the default Laplace fit on the paper's problems.
+
+Every estimator below is built with its defaults except for the problem's
+network, prior precision and noise (and ``inference='vi'``). Per seed, and in
+total, the script prints:
+
+* Snelson "in-between" (148 points without 1.5 <= x <= 3; 1-32-1 sigmoid,
+  ``prior_precision=1``, ``noise_std=0.286``): the training RMSE of each
+  fit, VI's ratio to the Laplace MAP's (target <= 1.10), and the smallest
+  predictive std in the gap [1.75, 2.75] over the largest on the data
+  (target > 1). Default VI has a full ``q`` here (``posterior='auto'``,
+  P = 97); the same VI with ``posterior='diag'`` is shown for reference.
+* Red wine, split 0 (11-20-20-1 tanh, ``prior_precision=30``,
+  ``noise_std=0.64``): test MSE in quality units +- its standard error over
+  the 160 test points (target: VI within one standard error of the MAP).
+* Digits (64-50-10 tanh, standardised, 70/30 split): test accuracy (target
+  >= 0.97) and test NLL of VI's ``predict_proba`` against the MAP's plug-in
+  softmax (target: no worse); VI's NLL with the plug-in softmax at its mean is
+  shown too. Wine and digits get a diagonal ``q`` by default.
+* The wall time of each ``fit`` (training and posterior) and VI's ratio to
+  Laplace's on wine and digits (target <= 2), measured one after the other
+  in this process on one torch thread.
+
+Run ``python benchmarks/bench_vi.py --help`` for options.
+"""
+
+import argparse
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from sklearn.datasets import load_digits
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.metrics import log_loss
+from sklearn.model_selection import train_test_split
+from sklearn.preprocessing import StandardScaler
+
+from sklearn_dnn2gp import DNN2GPClassifier, DNN2GPRegressor
+from sklearn_dnn2gp.datasets import default_data_dir, load_snelson, load_wine_split
+
+GAP = np.linspace(1.75, 2.75, 9)[:, None]
+
+
+def timed_fit(estimator, X, y):
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        # A fit that runs out of epochs is reported by its numbers below.
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        estimator.fit(X, y)
+    return time.perf_counter() - start
+
+
+def snelson(data_dir, seed):
+    X, y = load_snelson(data_dir)
+    base = dict(hidden_layer_sizes=(32,), activation="sigmoid", prior_precision=1.0,
+                noise_std=0.286, random_state=seed)
+    fits = {"Laplace": DNN2GPRegressor(**base),
+            "VI": DNN2GPRegressor(inference="vi", **base),
+            "VI diag": DNN2GPRegressor(inference="vi", posterior="diag", **base)}
+    rows = {}
+    for name, est in fits.items():
+        seconds = timed_fit(est, X, y)
+        rmse = float(np.sqrt(np.mean((est.predict(X) - y) ** 2)))
+        _, std_data = est.predict(X, return_std=True)
+        _, std_gap = est.predict(GAP, return_std=True)
+        rows[name] = dict(seconds=seconds, rmse=rmse, gap=std_gap.min() / std_data.max(),
+                          epochs=est.n_iter_, q=est._structure())
+    for name in ("VI", "VI diag"):
+        rows[name]["rmse_ratio"] = rows[name]["rmse"] / rows["Laplace"]["rmse"]
+    return rows
+
+
+def wine(data_dir, seed):
+    X_train, y_train, X_test, y_test, y_std = load_wine_split(0, data_dir)
+    base = dict(hidden_layer_sizes=(20, 20), prior_precision=30.0, noise_std=0.64,
+                random_state=seed)
+    rows = {}
+    for name, est in {"Laplace": DNN2GPRegressor(**base),
+                      "VI": DNN2GPRegressor(inference="vi", **base)}.items():
+        seconds = timed_fit(est, X_train, y_train)
+        errors = y_std**2 * (est.predict(X_test) - y_test) ** 2
+        rows[name] = dict(seconds=seconds, mse=errors.mean(),
+                          se=errors.std(ddof=1) / np.sqrt(len(errors)), epochs=est.n_iter_,
+                          q=est._structure())
+    return rows
+
+
+def digits(seed):
+    X, y = load_digits(return_X_y=True)
+    X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.3, random_state=0)
+    scaler = StandardScaler().fit(X_train)
+    X_train, X_test = scaler.transform(X_train), scaler.transform(X_test)
+    base = dict(hidden_layer_sizes=(50,), random_state=seed)
+    rows = {}
+    for name, est in {"Laplace": DNN2GPClassifier(**base),
+                      "VI": DNN2GPClassifier(inference="vi", **base)}.items():
+        seconds = timed_fit(est, X_train, y_train)
+        proba = est.predict_proba(X_test)
+        with torch.no_grad():
+            logits = est.module_(torch.as_tensor(X_test))
+        plugin = torch.softmax(logits, dim=1).numpy()
+        rows[name] = dict(seconds=seconds, accuracy=float((proba.argmax(1) == y_test).mean()),
+                          nll=log_loss(y_test, proba, labels=est.classes_),
+                          plugin_nll=log_loss(y_test, plugin, labels=est.classes_),
+                          epochs=est.n_iter_, q=est._structure())
+    return rows
+
+
+def verdict(ok):
+    return "yes" if ok else "NO"
+
+
+def print_timed_pair(problem, rows, ratios, laplace_text, vi_text):
+    """Print the Laplace and the VI line of a problem with their times, and keep
+    VI's time ratio."""
+    lap, vi = rows["Laplace"], rows["VI"]
+    ratio = vi["seconds"] / lap["seconds"]
+    ratios.append(ratio)
+    print(f"{problem:<8} Laplace  {laplace_text}  {lap['seconds']:5.2f} s")
+    print(f"{problem:<8} VI       {vi_text}  {vi['seconds']:5.2f} s, {vi['epochs']} epochs; "
+          f"time ratio {ratio:.2f} ({verdict(ratio <= 2)})")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", type=Path, default=default_data_dir())
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2],
+                        help="random_state of every fit")
+    parser.add_argument("--problems", nargs="+", default=["snelson", "wine", "digits"],
+                        choices=["snelson", "wine", "digits"])
+    args = parser.parse_args(argv)
+    # A benchmark script may fix its own process's threads; the library never does.
+    torch.set_num_threads(1)
+    # The first fit of a process pays torch's lazy imports; keep them out of the timings.
+    timed_fit(DNN2GPRegressor(hidden_layer_sizes=(2,), max_iter=2), np.zeros((4, 1)),
+              np.zeros(4))
+    timed_fit(DNN2GPRegressor(hidden_layer_sizes=(2,), inference="vi", max_iter=2),
+              np.zeros((4, 1)), np.zeros(4))
+    ratios = {"wine": [], "digits": []}
+    for seed in args.seeds:
+        print(f"--- random_state={seed}")
+        if "snelson" in args.problems:
+            rows = snelson(args.data_dir, seed)
+            lap = rows["Laplace"]
+            print(f"snelson  Laplace  RMSE {lap['rmse']:.4f}  gap/data std {lap['gap']:.3f}  "
+                  f"{lap['seconds']:5.2f} s")
+            for name in ("VI", "VI diag"):
+                r = rows[name]
+                print(f"snelson  {name:<7}  {r['q']} q  RMSE {r['rmse']:.4f} "
+                      f"({r['rmse_ratio']:.3f}x MAP: "
+                      f"{verdict(r['rmse_ratio'] <= 1.1)})  gap/data std {r['gap']:.3f} "
+                      f"({verdict(r['gap'] > 1)})  {r['seconds']:5.2f} s, {r['epochs']} epochs")
+        if "wine" in args.problems:
+            rows = wine(args.data_dir, seed)
+            lap, vi = rows["Laplace"], rows["VI"]
+            print_timed_pair(
+                "wine", rows, ratios["wine"],
+                f"test MSE {lap['mse']:.4f} +- {lap['se']:.4f}",
+                f"test MSE {vi['mse']:.4f} +- {vi['se']:.4f} (within one SE of the MAP: "
+                f"{verdict(vi['mse'] <= lap['mse'] + lap['se'])}); {vi['q']} q")
+        if "digits" in args.problems:
+            rows = digits(seed)
+            lap, vi = rows["Laplace"], rows["VI"]
+            print_timed_pair(
+                "digits", rows, ratios["digits"],
+                f"accuracy {lap['accuracy']:.4f}  NLL {lap['nll']:.4f}  "
+                f"plug-in NLL {lap['plugin_nll']:.4f}",
+                f"accuracy {vi['accuracy']:.4f} ({verdict(vi['accuracy'] >= 0.97)})  "
+                f"NLL {vi['nll']:.4f} (no worse than the MAP plug-in: "
+                f"{verdict(vi['nll'] <= lap['plugin_nll'])}), plug-in at the mean "
+                f"{vi['plugin_nll']:.4f}; {vi['q']} q")
+    for name, values in ratios.items():
+        if values:
+            print(f"VI / Laplace wall time on {name}: median {np.median(values):.2f}, "
+                  f"max {np.max(values):.2f} over {len(values)} seeds")
+
+
+if __name__ == "__main__":
+    main()
