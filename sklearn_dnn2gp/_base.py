@@ -123,6 +123,10 @@ class _Fit(NamedTuple):
             warnings.warn_explicit(caught.message, caught.category, caught.filename,
                                    caught.lineno)
 
+    def _emitted(self):
+        self.emit_warnings()
+        return self
+
 
 # The noise scale maximised on each ray stays within this factor of where it was trained.
 _NOISE_SPAN = 1e3
@@ -258,13 +262,15 @@ class BaseDNN2GP(GPViewMixin, BaseEstimator):
                   f"{self.log_marginal_likelihood_:.6g}", flush=True)
         return self
 
-    def _train_at(self, module, X_t, y_t, w_t, training, prior_precision, likelihood):
-        """Train ``module`` in place at these hyperparameters, then build the Laplace
-        posterior and the evidence there (warnings of the training are recorded in
-        the result, not raised)."""
+    def _train_at(self, module, X_t, y_t, w_t, training, prior_precision, likelihood,
+                  inference=None):
+        """Train ``module`` in place at these hyperparameters (by ``inference``,
+        default the estimator's), then build the Laplace posterior and the evidence
+        there (warnings of the training are recorded in the result, not raised)."""
         owner, n = type(self).__name__, X_t.shape[0]
+        inference = self.inference if inference is None else inference
         variational = None
-        if self.inference == "vi":
+        if inference == "vi":
             method = f"{self.vi_method.upper()}, {self._structure()} covariance"
         else:
             method = {"lbfgs": "L-BFGS", "adam": "Adam"}[self._solver(n)]
@@ -273,7 +279,7 @@ class BaseDNN2GP(GPViewMixin, BaseEstimator):
             warnings.simplefilter("always")
             with phase(self.verbose, owner, f"training ({method}; {n_parameters(module):,} "
                                             f"parameters, {n:,} examples)"):
-                if self.inference == "vi":
+                if inference == "vi":
                     variational, loss_curve, n_iter = train_vi(
                         module, likelihood, X_t, y_t, w_t, prior_precision=prior_precision,
                         method=self.vi_method, structure=self._structure(),
@@ -341,8 +347,10 @@ class BaseDNN2GP(GPViewMixin, BaseEstimator):
             delta, scale = split(t, scale)
             set_flat_parameters(module, initial if warm is None else warm.state.weights)
             try:
+                # Under VI the search trains MAPs: VI's evidence is the Laplace one at
+                # its mean, and one VI fit at the chosen point follows.
                 fit = self._train_at(module, X_t, y_t, w_t, training, delta,
-                                     self._likelihood_at(scale))
+                                     self._likelihood_at(scale), inference="laplace")
             except ValueError:
                 if warm is None:
                     raise
@@ -372,6 +380,10 @@ class BaseDNN2GP(GPViewMixin, BaseEstimator):
              "n_iter": None if trial.state is None else trial.state.n_iter}
             for trial in trials]
         fit, chosen = best.state, best.hyperparameters
+        if self.inference == "vi":
+            set_flat_parameters(module, initial)
+            return self._train_at(module, X_t, y_t, w_t, training, chosen["prior_precision"],
+                                  self._likelihood_at(chosen["noise_scale"]))._emitted()
         if (chosen["prior_precision"] != fit.prior_precision
                 or chosen["noise_scale"] != self._scale_of(fit.likelihood)):
             # Same ray of delta * sigma^2, so the same MAP: only the curvature changes.
