@@ -466,6 +466,46 @@ class BaseDNN2GP(GPViewMixin, BaseEstimator):
     def _validate_X(self, X):
         return validate_data(self, X, reset=False, dtype=_FLOAT_DTYPES)
 
+    def _theta_argument(self, theta, prior_precision, eval_gradient, *others):
+        """``theta`` of ``log_marginal_likelihood``: given, or a 1-D array passed as the
+        first argument (GaussianProcessRegressor's convention); None otherwise."""
+        if theta is None and np.ndim(prior_precision) == 1 and not isinstance(
+                prior_precision, str):
+            theta, prior_precision = prior_precision, None
+        if theta is None:
+            if eval_gradient:
+                raise ValueError("eval_gradient=True needs theta, the log-hyperparameters.")
+            return None
+        if prior_precision is not None or any(v is not None for v in others):
+            raise ValueError("Give either theta or the hyperparameters, not both.")
+        try:
+            theta = np.asarray(theta, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise TypeError(f"theta must be an array of floats, got {theta!r}.") from None
+        names = self._theta_names()
+        if theta.shape != (len(names),) or not np.all(np.isfinite(theta)):
+            raise ValueError(
+                f"theta must hold {len(names)} finite log-hyperparameters (log of "
+                f"{', '.join(names)}), got {theta!r}."
+            )
+        return theta
+
+    def _log_evidence_at_theta(self, theta, eval_gradient):
+        def value(t):
+            params = {"prior_precision": float(np.exp(t[0]))}
+            if len(t) > 1:
+                params["noise_std"] = np.exp(t[1:])
+            return self.log_marginal_likelihood(**params)
+
+        lml = value(theta)
+        if not eval_gradient:
+            return lml
+        # Central differences of a closed form: O(h^2) with h = 1e-4 in log units.
+        step = 1e-4
+        grad = np.array([(value(theta + step * e) - value(theta - step * e)) / (2 * step)
+                         for e in np.eye(len(theta))])
+        return lml, grad
+
     def _check_prior_precision(self, prior_precision):
         """``delta`` for an evidence re-evaluation: the fitted one when None."""
         if prior_precision is None:

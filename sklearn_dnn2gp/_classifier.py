@@ -178,6 +178,9 @@ class DNN2GPClassifier(ClassifierMixin, BaseDNN2GP):
         likelihood = Bernoulli() if len(self.classes_) == 2 else Categorical()
         return targets, likelihood, n_outputs
 
+    def _theta_names(self):
+        return ["prior_precision"]
+
     def _code_tensor(self, codes, dtype, device):
         """Class codes as the likelihood takes them: 0/1 floats for the Bernoulli,
         indices for the Categorical."""
@@ -193,7 +196,8 @@ class DNN2GPClassifier(ClassifierMixin, BaseDNN2GP):
         return self._code_tensor(np.searchsorted(self.classes_, y), torch.float64, device)
 
     @scoped_threads
-    def log_marginal_likelihood(self, prior_precision=None):
+    def log_marginal_likelihood(self, prior_precision=None, *, theta=None,
+                                eval_gradient=False):
         """Laplace-GGN log evidence at another prior precision, without retraining.
 
         ``log p(y|w*) + log N(w*|0, I/delta) + P/2 log 2 pi - 1/2 log|G + delta I|``
@@ -202,14 +206,26 @@ class DNN2GPClassifier(ClassifierMixin, BaseDNN2GP):
 
         Parameters
         ----------
-        prior_precision : float, default=None
-            ``delta``; defaults to the fitted one.
+        prior_precision : float or array-like of shape (1,), default=None
+            ``delta``; defaults to the fitted one. A 1-D array is taken as
+            ``theta``, as ``GaussianProcessRegressor.log_marginal_likelihood``
+            takes its first argument.
+        theta : array-like of shape (1,), default=None
+            The log-hyperparameters ``[log delta]``.
+        eval_gradient : bool, default=False
+            With ``theta``, also return the gradient with respect to
+            ``theta`` (by central differences of the closed form).
 
         Returns
         -------
         log_marginal_likelihood : float
+        log_marginal_likelihood_gradient : ndarray of shape (1,)
+            Only when ``eval_gradient`` is True.
         """
         check_is_fitted(self)
+        theta = self._theta_argument(theta, prior_precision, eval_gradient)
+        if theta is not None:
+            return self._log_evidence_at_theta(theta, eval_gradient)
         delta = self._check_prior_precision(prior_precision)
         return finite_evidence(self._evidence(delta), prior_precision=delta)
 

@@ -205,6 +205,9 @@ class DNN2GPRegressor(RegressorMixin, BaseDNN2GP):
         return (to_tensor(Z, dtype, device), self._likelihood_at(1.0, dtype, device),
                 n_targets)
 
+    def _theta_names(self):
+        return ["prior_precision"] + ["noise_std"] * self._n_targets
+
     @staticmethod
     def _sum_weights_of(Y, weights):
         return float(len(Y) if weights is None else np.sum(weights))
@@ -247,7 +250,8 @@ class DNN2GPRegressor(RegressorMixin, BaseDNN2GP):
         return to_tensor((Y - self._y_mean) / self._y_std, torch.float64, device)
 
     @scoped_threads
-    def log_marginal_likelihood(self, prior_precision=None, noise_std=None):
+    def log_marginal_likelihood(self, prior_precision=None, noise_std=None, *, theta=None,
+                                eval_gradient=False):
         """Log evidence at other hyperparameters, without retraining.
 
         The network, its Jacobians and the transformed targets stay those of
@@ -260,18 +264,34 @@ class DNN2GPRegressor(RegressorMixin, BaseDNN2GP):
 
         Parameters
         ----------
-        prior_precision : float, default=None
-            ``delta``; defaults to the fitted one.
+        prior_precision : float or array-like of shape (1 + n_targets,), default=None
+            ``delta``; defaults to the fitted one. A 1-D array is taken as
+            ``theta``, as ``GaussianProcessRegressor.log_marginal_likelihood``
+            takes its first argument.
         noise_std : float or array-like of shape (n_targets,), default=None
-            Defaults to ``noise_std_``. For multi-output models it must be
-            proportional to ``noise_std_`` (one common factor), since other
-            changes need the per-output curvature again.
+            Defaults to ``noise_std_``, in the units of y. For multi-output
+            models it must be proportional to ``noise_std_`` (one common
+            factor), since other changes need the per-output curvature again.
+        theta : array-like of shape (1 + n_targets,), default=None
+            The log-hyperparameters ``[log delta, log sigma_1, ...]``, instead
+            of ``prior_precision`` and ``noise_std``.
+        eval_gradient : bool, default=False
+            With ``theta``, also return the gradient with respect to
+            ``theta`` (by central differences of the closed form).
 
         Returns
         -------
         log_marginal_likelihood : float
+            The evidence of ``y`` in its own units (with ``normalize_y``, that
+            of the normalised targets plus the log Jacobian of the
+            normalisation, so that it is comparable across settings).
+        log_marginal_likelihood_gradient : ndarray of shape (1 + n_targets,)
+            Only when ``eval_gradient`` is True.
         """
         check_is_fitted(self)
+        theta = self._theta_argument(theta, prior_precision, eval_gradient, noise_std)
+        if theta is not None:
+            return self._log_evidence_at_theta(theta, eval_gradient)
         delta = self._check_prior_precision(prior_precision)
         sigma = self.noise_std_ if noise_std is None else _check_noise_std(
             noise_std, self.noise_std_.size)

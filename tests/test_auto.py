@@ -1,0 +1,170 @@
+"""Hyperparameters set by the evidence in fit ('auto'), normalize_y and theta."""
+
+import numpy as np
+import pytest
+from sklearn.datasets import make_blobs
+from sklearn.linear_model import BayesianRidge
+
+from sklearn_dnn2gp import DNN2GPClassifier, DNN2GPRegressor
+from sklearn_dnn2gp._auto import XTOL, _vertex, search_log_ratio
+
+from ._helpers import gap_data
+
+
+def test_auto_on_a_linear_model_is_the_bayesian_ridge_solution():
+    # A network without hidden layers is Bayesian linear regression: its evidence does
+    # not depend on the trained weights, so the retrained evidence the search climbs is
+    # the closed form, whose maximiser BayesianRidge finds by MacKay's fixed point
+    # (with vanishing hyperpriors, and the bias as a column of ones under the prior).
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(80, 3))
+    y = X @ np.array([1.0, -2.0, 0.5]) + 0.3 + 0.4 * rng.normal(size=80)
+    reg = DNN2GPRegressor(hidden_layer_sizes=(), normalize_y=False, random_state=0).fit(X, y)
+    ridge = BayesianRidge(fit_intercept=False, tol=1e-12, max_iter=100000, alpha_1=1e-30,
+                          alpha_2=1e-30, lambda_1=1e-30, lambda_2=1e-30)
+    ridge.fit(np.column_stack([X, np.ones(len(X))]), y)
+    # sigma is maximised in closed form on the ray; delta sigma^2 is within the search's
+    # last parabolic step, XTOL in log units, of the optimum.
+    assert np.log(reg.noise_std_[0] ** 2 * ridge.alpha_) == pytest.approx(0, abs=XTOL)
+    assert np.log(reg.prior_precision_ / ridge.lambda_) == pytest.approx(0, abs=2 * XTOL)
+    # A stationary point of the evidence: in theta = (log delta, log sigma) the
+    # gradient is at most the curvature times the remaining step.
+    theta = np.log([reg.prior_precision_, reg.noise_std_[0]])
+    _, grad = reg.log_marginal_likelihood(theta, eval_gradient=True)
+    optimum = np.log([ridge.lambda_, 1 / np.sqrt(ridge.alpha_)])
+    assert reg.log_marginal_likelihood(optimum) >= reg.log_marginal_likelihood_ - 1e-6 * abs(
+        reg.log_marginal_likelihood_) - 0.5 * np.abs(grad).max() * 2 * XTOL
+    along_ray = grad[1] - 2 * grad[0]  # d/d log sigma at constant delta sigma^2
+    assert abs(along_ray) <= 1e-3 * np.abs(grad).max() + 1e-4
+
+
+def test_auto_classifier_lands_on_its_evidence_peak():
+    X, y = make_blobs(n_samples=60, centers=3, cluster_std=2.0, random_state=0)
+    clf = DNN2GPClassifier(hidden_layer_sizes=(6,), random_state=0).fit(X, y)
+    trace = clf.evidence_trace_
+    values = [t["log_marginal_likelihood"] for t in trace]
+    assert clf.log_marginal_likelihood_ == pytest.approx(max(values), rel=1e-12)
+    assert clf.prior_precision_ == trace[int(np.argmax(values))]["prior_precision"]
+    # Both grid neighbours of the kept point were trained and are worse.
+    deltas = np.log([t["prior_precision"] for t in trace])
+    best = np.log(clf.prior_precision_)
+    assert (deltas < best).any() and (deltas > best).any()
+
+
+def test_fixed_hyperparameters_are_kept_and_have_no_trace():
+    X, y = gap_data(30)
+    reg = DNN2GPRegressor(hidden_layer_sizes=(4,), prior_precision=2.0, noise_std=0.3,
+                          random_state=0).fit(X, y)
+    assert reg.prior_precision_ == 2.0
+    np.testing.assert_allclose(reg.noise_std_, [0.3], rtol=1e-15)
+    assert not hasattr(reg, "evidence_trace_")
+
+
+def test_one_auto_hyperparameter_keeps_the_other():
+    X, y = gap_data(30)
+    reg = DNN2GPRegressor(hidden_layer_sizes=(4,), noise_std=0.3, random_state=0).fit(X, y)
+    np.testing.assert_allclose(reg.noise_std_, [0.3], rtol=1e-12)
+    assert all(t["noise_std"] == pytest.approx(0.3, rel=1e-12) for t in reg.evidence_trace_)
+    reg = DNN2GPRegressor(hidden_layer_sizes=(4,), prior_precision=2.0,
+                          random_state=0).fit(X, y)
+    assert reg.prior_precision_ == 2.0
+
+
+@pytest.mark.parametrize("scale", [8.0, 0.25])
+def test_normalize_y_round_trips_the_units_of_y(scale):
+    # A power of two scales y, its mean and its std exactly, so the normalised targets
+    # and the trained network are bit-identical; every output carries the units of y.
+    X, y = gap_data(40)
+    y = y + 3.0
+    params = dict(hidden_layer_sizes=(5,), random_state=0)
+    a = DNN2GPRegressor(**params).fit(X, y)
+    b = DNN2GPRegressor(**params).fit(X, scale * y)
+    X_new = np.linspace(-4, 4, 7)[:, None]
+    mean_a, std_a = a.predict(X_new, return_std=True)
+    mean_b, std_b = b.predict(X_new, return_std=True)
+    np.testing.assert_allclose(mean_b, scale * mean_a, rtol=1e-12)
+    np.testing.assert_allclose(std_b, scale * std_a, rtol=1e-12)
+    np.testing.assert_allclose(b.noise_std_, scale * a.noise_std_, rtol=1e-12)
+    assert b.prior_precision_ == a.prior_precision_
+    # The evidence of y includes the Jacobian of the change of units.
+    assert b.log_marginal_likelihood_ == pytest.approx(
+        a.log_marginal_likelihood_ - len(y) * np.log(scale), rel=1e-10)
+    np.testing.assert_allclose(b.kernel(X_new), scale**2 * a.kernel(X_new), rtol=1e-12)
+    np.testing.assert_allclose(b.features(X_new), scale * a.features(X_new), rtol=1e-12)
+    np.testing.assert_allclose(b.transformed_targets(X, scale * y),
+                               scale * a.transformed_targets(X, y), rtol=1e-10)
+    _, cov_a = a.predict(X_new, return_cov=True)
+    _, cov_b = b.predict(X_new, return_cov=True)
+    np.testing.assert_allclose(cov_b, scale**2 * cov_a, rtol=1e-10, atol=1e-14)
+    epi_a, ale_a = a.predict_uncertainty(X_new)
+    epi_b, ale_b = b.predict_uncertainty(X_new)
+    np.testing.assert_allclose(epi_b, scale**2 * epi_a, rtol=1e-12)
+    np.testing.assert_allclose(ale_b, scale**2 * ale_a, rtol=1e-12)
+
+
+def test_normalize_y_false_is_the_raw_model():
+    X, y = gap_data(30)
+    params = dict(hidden_layer_sizes=(4,), prior_precision=1.0, noise_std=0.2, random_state=0)
+    raw = DNN2GPRegressor(normalize_y=False, **params).fit(X, y)
+    norm = DNN2GPRegressor(normalize_y=True, **params).fit(X, y)
+    # Same noise in the units of y, different networks (delta acts on other weights).
+    np.testing.assert_allclose(raw.noise_std_, norm.noise_std_, rtol=1e-12)
+    assert raw._y_std[0] == 1.0 and norm._y_std[0] != 1.0
+
+
+def test_theta_is_the_log_hyperparameters():
+    X, y = gap_data(30)
+    reg = DNN2GPRegressor(hidden_layer_sizes=(4,), prior_precision=2.0, noise_std=0.3,
+                          random_state=0).fit(X, y)
+    theta = np.log([1.5, 0.4])
+    expected = reg.log_marginal_likelihood(prior_precision=1.5, noise_std=0.4)
+    assert reg.log_marginal_likelihood(theta) == expected
+    assert reg.log_marginal_likelihood(theta=theta) == expected
+    value, grad = reg.log_marginal_likelihood(theta, eval_gradient=True)
+    h = 1e-6
+    for i in range(2):
+        e = np.eye(2)[i] * h
+        fd = (reg.log_marginal_likelihood(theta + e) - reg.log_marginal_likelihood(theta - e))
+        # Two central differences of different steps agree to O(h^2) + round-off.
+        assert grad[i] == pytest.approx(fd / (2 * h), rel=1e-4, abs=1e-6)
+    with pytest.raises(ValueError, match="theta"):
+        reg.log_marginal_likelihood([0.0, 1.0, 2.0])
+    with pytest.raises(ValueError, match="either theta"):
+        reg.log_marginal_likelihood(theta=theta, noise_std=0.3)
+    with pytest.raises(ValueError, match="eval_gradient"):
+        reg.log_marginal_likelihood(eval_gradient=True)
+    clf = DNN2GPClassifier(hidden_layer_sizes=(4,), prior_precision=2.0,
+                           random_state=0).fit(X, y > 0)
+    assert clf.log_marginal_likelihood(np.log([3.0])) == clf.log_marginal_likelihood(3.0)
+
+
+def test_noise_auto_needs_two_samples():
+    with pytest.raises(ValueError, match="n_samples=1"):
+        DNN2GPRegressor(hidden_layer_sizes=(2,)).fit([[0.0]], [1.0])
+
+
+def test_multiclass_default_link_moderates_where_the_latent_variance_is_large():
+    X, y = make_blobs(n_samples=90, centers=3, random_state=0)
+    clf = DNN2GPClassifier(hidden_layer_sizes=(6,), random_state=0).fit(X, y)
+    far = np.array([[30.0, -30.0]])
+    _, var = clf.predict_latent(far)
+    assert np.diagonal(var[0]).min() > 5
+    default = clf.predict_proba(far)
+    plugin = clf.predict_proba(far, link_approximation="plugin")
+    assert default.max() < plugin.max() - 1e-3
+
+
+def test_search_on_a_known_curve():
+    # The climb and the parabolic refinement on a smooth concave curve with its peak
+    # between grid points: the result is within XTOL of the peak.
+    peak = 1.234
+
+    class T:
+        def __init__(self, t):
+            self.log_ratio, self.log_evidence = t, -(t - peak) ** 2
+            self.hyperparameters, self.state = {}, None
+
+    best, trials = search_log_ratio(lambda t, warm: T(t), 0.0)
+    assert abs(best.log_ratio - peak) < XTOL
+    assert len(trials) <= 7
+    assert _vertex([(0.0, 0.0), (1.0, 1.0), (2.0, 0.0)]) == 1.0
