@@ -284,7 +284,7 @@ class NTKFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
     >>> X = rng.uniform(-3, 3, size=(30, 1))
     >>> y = np.sin(X[:, 0]) + 0.1 * rng.randn(30)
     >>> reg = DNN2GPRegressor(hidden_layer_sizes=(8,), activation="relu", prior_precision=2.0,
-    ...                       noise_std=0.1, random_state=0).fit(X, y)
+    ...                       noise_std=0.1, normalize_y=False, random_state=0).fit(X, y)
     >>> NTKFeatures(reg).fit_transform(X).shape  # 8 + 8 + 8 + 1 parameters
     (30, 25)
     >>> linear = make_pipeline(NTKFeatures(reg), Ridge(alpha=2.0 * 0.1**2, fit_intercept=False))
