@@ -26,14 +26,16 @@ def main(argv=None):
     start = time.perf_counter()
 
     X, y = make_gap_regression(n_samples=100, noise=0.1, random_state=0)
-    reg = DNN2GPRegressor(hidden_layer_sizes=(50,), activation="tanh", prior_precision=1.0,
-                          noise_std=0.1, random_state=0).fit(X, y)
+    # The defaults: prior_precision and noise_std chosen by the training-set evidence.
+    reg = DNN2GPRegressor(hidden_layer_sizes=(50,), activation="tanh", random_state=0).fit(X, y)
 
     probes = np.array([[-3.0], [-2.0], [-0.5], [0.0], [0.5], [2.0], [3.0]])
     mean, std = reg.predict(probes, return_std=True)
     epistemic, aleatoric = reg.predict_uncertainty(probes)
-    print("DNN2GPRegressor, 1-50-1 tanh, delta=1, sigma=0.1, trained on 100 points, "
-          "no data in (-1, 1)")
+    print("DNN2GPRegressor, 1-50-1 tanh, trained on 100 points, no data in (-1, 1)")
+    print(f"chosen by the evidence ({len(reg.evidence_trace_)} trainings): "
+          f"prior_precision {reg.prior_precision_:.3g}, noise_std {reg.noise_std_[0]:.3g} "
+          "(the data's noise std is 0.1)")
     print(f"{'x':>6} {'in gap':>7} {'mean':>9} {'sin(x)':>9} {'std':>8} {'epistemic sd':>13}")
     for x, m, s, e in zip(probes[:, 0], mean, std, epistemic):
         print(f"{x:6.2f} {str(-1 < x < 1):>7} {m:9.4f} {np.sin(x):9.4f} {s:8.4f} "
@@ -42,8 +44,9 @@ def main(argv=None):
     print(f"mean predictive std on the data: {std[~gap].mean():.4f}; "
           f"inside the gap: {std[gap].mean():.4f}")
     print(f"log marginal likelihood (training set): {reg.log_marginal_likelihood_:.3f}")
-    for delta in (0.1, 10.0):
-        print(f"  re-evaluated at prior_precision={delta:g} without retraining: "
+    for factor in (0.1, 10.0):
+        delta = factor * reg.prior_precision_
+        print(f"  re-evaluated at prior_precision={delta:.3g} without retraining: "
               f"{reg.log_marginal_likelihood(prior_precision=delta):.3f}")
 
     if args.plot:

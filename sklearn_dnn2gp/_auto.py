@@ -58,7 +58,11 @@ def _vertex(points):
     return min(max(x2 - 0.5 * numerator / denominator, x1), x3)
 
 
-def search_log_ratio(evaluate, start, *, step=STEP, bounds=LOG_BOUNDS,
+# The farthest the first trial's closed form may move the climb's start, in steps.
+MAX_JUMP = 8
+
+
+def search_log_ratio(evaluate, start, *, propose=None, step=STEP, bounds=LOG_BOUNDS,
                      refinements=REFINEMENTS, xtol=XTOL):
     """Maximise a retrained evidence over one log-hyperparameter.
 
@@ -69,6 +73,11 @@ def search_log_ratio(evaluate, start, *, step=STEP, bounds=LOG_BOUNDS,
         the trial ``warm`` (None for the first).
     start : float
         Where the climb starts.
+    propose : callable, default=None
+        ``propose(trial) -> log_ratio``: where the first trial's own closed form
+        puts the maximum. Biased for a nonlinear network, but a start for the
+        climb that saves its steps when the maximum is far: the grid point
+        nearest it (within ``MAX_JUMP`` steps) is trained second.
 
     Returns
     -------
@@ -91,6 +100,13 @@ def search_log_ratio(evaluate, start, *, step=STEP, bounds=LOG_BOUNDS,
 
     grid = {0: run(start, None)}
     k = 0
+    if propose is not None and math.isfinite(value(grid[0])):
+        jump = propose(grid[0])
+        if math.isfinite(jump):
+            j = int(round(min(max((jump - start) / step, -MAX_JUMP), MAX_JUMP)))
+            if abs(j) >= 2 and low <= start + j * step <= high:
+                grid[j] = run(start + j * step, grid[0])
+                k = max(grid, key=lambda i: value(grid[i]))
     while True:
         for j in (k + 1, k - 1):
             t = start + j * step

@@ -372,8 +372,20 @@ class BaseDNN2GP(GPViewMixin, BaseEstimator):
                         f"({fit.n_iter} iterations)", flush=True)
             return trial
 
+        def propose(trial):
+            # The first network's closed-form maximiser over (delta, sigma), as log ratio.
+            fit, scale = trial.state, trial.hyperparameters["noise_scale"]
+            (delta, c), _ = maximize_log_evidence(
+                lambda theta: float(fit.evidence(theta[0], noise_std=self._noise_at(theta[1]))),
+                [trial.hyperparameters["prior_precision"], scale],
+                [[1e-8, 1e8], [scale / _NOISE_SPAN, scale * _NOISE_SPAN]])
+            return math.log(delta * c**2)
+
         start = 0.0 if fixed_delta is None else math.log(fixed_delta)
-        best, trials = search_log_ratio(evaluate, start)
+        # Only where the closed form is at hand: a regressor's profile already holds
+        # the spectrum its maximisation needs.
+        both = noise_auto and fixed_delta is None
+        best, trials = search_log_ratio(evaluate, start, propose=propose if both else None)
         self.evidence_trace_ = [
             {**self._reported(trial.hyperparameters),
              "log_marginal_likelihood": self._reported_evidence(trial.log_evidence),

@@ -28,9 +28,18 @@ _NETWORK = """\
         activations in a ``Sequential``; ``posterior='kron'`` needs such a
         chain, and ``subset_of_weights='last_layer'`` a ``Sequential`` ending
         in a ``Linear``.
-    prior_precision : float, default=1.0
+    prior_precision : float or 'auto', default='auto'
         Precision ``delta`` of the isotropic Gaussian prior on all weights and
-        biases.
+        biases. ``'auto'``: set by the evidence during ``fit`` (fitted
+        attribute ``prior_precision_``), as the maximiser of the evidence of
+        networks retrained at each candidate: a climb over half-decade steps
+        from ``delta = 1`` (for a regressor along ``delta sigma^2``, the only
+        combination the MAP depends on, with ``sigma`` maximised in closed
+        form on each ray), each retraining warm-started from the best network
+        so far, then parabolic refinement; every trial is in
+        ``evidence_trace_``. It costs about 2-4 single fits. Under
+        ``inference='vi'`` the search trains MAPs and one VI fit follows at
+        the chosen point.
 """
 
 _INFERENCE = """\
@@ -188,6 +197,12 @@ _TRAINING = """\
 """
 
 _FITTED = """\
+    evidence_trace_ : list of dict
+        Only when a hyperparameter is ``'auto'``: one dict per network trained
+        by the search, in order, with its ``prior_precision`` (and
+        ``noise_std``, in the units of y), its evidence
+        (``log_marginal_likelihood``, maximised over the noise along its
+        ray) and its ``n_iter`` (None when training diverged there).
     posterior_ : FullPosterior, KronPosterior or DiagPosterior
         The Gaussian weight posterior ``N(mean, Sigma)`` over all ``P``
         parameters (in module order): the Laplace-GGN posterior, or VI's
@@ -207,7 +222,8 @@ _FITTED = """\
         ``sample(n_samples, generator)`` (weight vectors from a
         ``torch.Generator``).
     prior_precision_ : float
-        The prior precision ``delta`` of the fitted posterior and evidence.
+        The prior precision ``delta`` of the fitted posterior and evidence:
+        ``prior_precision``, or the evidence's choice when it is ``'auto'``.
         Methods read it (and every other setting) as it was at ``fit``: a
         later ``set_params`` takes effect at the next ``fit``.
     likelihood_ : object

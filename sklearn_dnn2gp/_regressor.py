@@ -40,9 +40,23 @@ class DNN2GPRegressor(RegressorMixin, BaseDNN2GP):
     Parameters
     ----------
     %(network)s
-    noise_std : float or array-like of shape (n_targets,), default=1.0
+    noise_std : float, array-like of shape (n_targets,) or 'auto', default='auto'
         Standard deviation ``sigma`` of the Gaussian observation noise, in the
         units of ``y``; one value per target for multi-output ``y``.
+        ``'auto'``: set by the evidence during ``fit`` together with
+        ``prior_precision`` (see there), as one common multiple of each
+        target's standard deviation; ``noise_std_`` holds the result.
+    normalize_y : bool, default=True
+        Train on targets standardised per target (weighted by
+        ``sample_weight``), as ``GaussianProcessRegressor(normalize_y=True)``,
+        so that the same ``prior_precision`` suits targets in any units. All
+        outputs are in the units of ``y``: means, stds and covariances,
+        ``noise_std_``, the kernel and features (the Jacobians of the outputs
+        in those units), the transformed targets and the evidence, which
+        includes the log Jacobian ``-sum_i w_i sum_k log std_k`` of the
+        normalisation so that it stays comparable across settings.
+        ``prior_precision`` acts on the weights of the network that predicts
+        the standardised targets.
     %(inference)s
     %(training)s
 
@@ -52,7 +66,8 @@ class DNN2GPRegressor(RegressorMixin, BaseDNN2GP):
         The trained network.
     %(fitted)s
     noise_std_ : ndarray of shape (n_targets,)
-        The noise standard deviations used.
+        The noise standard deviations of the fit, in the units of ``y``:
+        ``noise_std``, or the evidence's choice when it is ``'auto'``.
     log_marginal_likelihood_ : float
         Log evidence of the training targets: the GP evidence of the
         transformed targets for a full posterior, the Laplace-GGN
@@ -88,10 +103,11 @@ class DNN2GPRegressor(RegressorMixin, BaseDNN2GP):
     >>> rng = np.random.RandomState(0)
     >>> X = rng.uniform(-3, 3, size=(60, 1))
     >>> y = np.sin(X[:, 0]) + 0.1 * rng.randn(60)
-    >>> reg = DNN2GPRegressor(hidden_layer_sizes=(20,), noise_std=0.1,
-    ...                       random_state=0).fit(X, y)
+    >>> reg = DNN2GPRegressor(hidden_layer_sizes=(20,), random_state=0).fit(X, y)
     >>> mean, std = reg.predict(np.array([[0.0], [8.0]]), return_std=True)
     >>> bool(std[1] > std[0])
+    True
+    >>> bool(0.05 < reg.noise_std_[0] < 0.2)  # set by the evidence
     True
     """
 

@@ -86,8 +86,11 @@ def test_evidence_reevaluation_refuses_bad_hyperparameters():
     reg = FixedRegressor(hidden_layer_sizes=(3,), max_iter=50, random_state=0).fit(X, y)
     with pytest.raises(TypeError, match="prior_precision"):
         reg.log_marginal_likelihood(prior_precision="abc")
+    # A 1-D array is theta (GaussianProcessRegressor's convention): here it needs 2.
+    with pytest.raises(ValueError, match="theta must hold 2"):
+        reg.log_marginal_likelihood(prior_precision=[1, 2, 3])
     with pytest.raises(TypeError, match="prior_precision"):
-        reg.log_marginal_likelihood(prior_precision=[1, 2])
+        reg.log_marginal_likelihood(prior_precision=[[1, 2]])
     with pytest.raises(ValueError, match="prior_precision"):
         reg.log_marginal_likelihood(prior_precision=np.nan)
     with pytest.raises(ValueError, match="noise_std"):
