@@ -87,8 +87,9 @@ def worker_torch_threads(n_threads, caller_pid):
 
 # Below this many multiply-adds per pass over the data, one intra-op thread: on a
 # busy 2-core machine torch's default of two made small fits 5-50x slower (each
-# operation is too short to amortise waking the second thread).
-_SMALL_WORK = 2e7
+# operation is too short to amortise waking the second thread); the digits fit
+# (64-50-10, 1,257 rows: 4.7e7 per pass) took 3.2 s on one thread, 25.9 s on two.
+_SMALL_WORK = 1e9
 _THREADS_LOCK = threading.Lock()
 _THREADS_DEPTH = 0
 _THREADS_SAVED = None
