@@ -130,6 +130,13 @@ class _Fit(NamedTuple):
 
 # The noise scale maximised on each ray stays within this factor of where it was trained.
 _NOISE_SPAN = 1e3
+# The search's trials stop at this multiple of ``tol``.
+_TRIAL_TOL_FACTOR = 10.0
+# Where the search of delta * sigma^2 starts for standardised targets (sigma relative
+# to y's std): strongly regularised, where training is fast and warm starts towards
+# less regularisation are short (measured: on diabetes and red wine, 2-5x fewer
+# iterations than from 1).
+_START_LOG_RATIO = math.log(10.0)
 
 
 def _profile(evidence, log_ratio, delta, scale, *, profile_noise, noise_at):
@@ -335,6 +342,9 @@ class BaseDNN2GP(GPViewMixin, BaseEstimator):
         fixed_delta = None if "prior_precision" in auto else float(self.prior_precision)
         initial = flat_parameters(module).detach().clone()
         best_fit = {}
+        # Trials only rank hyperparameters: they stop at a looser tolerance, and the
+        # best one is trained on to ``tol`` at the end.
+        trial_training = {**training, "tol": training["tol"] * _TRIAL_TOL_FACTOR}
 
         def split(t, scale):
             """(delta, noise scale) of training at log-ratio ``t``."""
@@ -349,7 +359,7 @@ class BaseDNN2GP(GPViewMixin, BaseEstimator):
             try:
                 # Under VI the search trains MAPs: VI's evidence is the Laplace one at
                 # its mean, and one VI fit at the chosen point follows.
-                fit = self._train_at(module, X_t, y_t, w_t, training, delta,
+                fit = self._train_at(module, X_t, y_t, w_t, trial_training, delta,
                                      self._likelihood_at(scale), inference="laplace")
             except ValueError:
                 if warm is None:
@@ -381,7 +391,10 @@ class BaseDNN2GP(GPViewMixin, BaseEstimator):
                 [[1e-8, 1e8], [scale / _NOISE_SPAN, scale * _NOISE_SPAN]])
             return math.log(delta * c**2)
 
-        start = 0.0 if fixed_delta is None else math.log(fixed_delta)
+        if fixed_delta is not None:
+            start = math.log(fixed_delta)
+        else:
+            start = _START_LOG_RATIO if noise_auto and self._fitted("normalize_y") else 0.0
         # Only where the closed form is at hand: a regressor's profile already holds
         # the spectrum its maximisation needs.
         both = noise_auto and fixed_delta is None
@@ -396,18 +409,15 @@ class BaseDNN2GP(GPViewMixin, BaseEstimator):
             set_flat_parameters(module, initial)
             return self._train_at(module, X_t, y_t, w_t, training, chosen["prior_precision"],
                                   self._likelihood_at(chosen["noise_scale"]))._emitted()
-        if (chosen["prior_precision"] != fit.prior_precision
-                or chosen["noise_scale"] != self._scale_of(fit.likelihood)):
-            # Same ray of delta * sigma^2, so the same MAP: only the curvature changes.
-            set_flat_parameters(module, fit.weights)
-            likelihood = self._likelihood_at(chosen["noise_scale"])
-            with torch.no_grad():
-                posterior, evidence = laplace(
-                    self._posterior_module(module), likelihood,
-                    self._posterior_inputs(X_t, module), y_t, w_t,
-                    structure=self._structure(), prior_precision=chosen["prior_precision"])
-            fit = fit._replace(posterior=posterior, evidence=evidence, likelihood=likelihood,
-                               prior_precision=chosen["prior_precision"])
+        # The best trial, trained on to ``tol`` at the chosen point of its ray (the same
+        # MAP), is the fit kept; it is the trace's last entry.
+        set_flat_parameters(module, fit.weights)
+        fit = self._train_at(module, X_t, y_t, w_t, training, chosen["prior_precision"],
+                             self._likelihood_at(chosen["noise_scale"]))
+        self.evidence_trace_.append({**self._reported(chosen),
+                                     "log_marginal_likelihood": self._reported_evidence(
+                                         float(fit.evidence(chosen["prior_precision"]))),
+                                     "n_iter": fit.n_iter})
         fit.emit_warnings()
         return fit
 
