@@ -34,10 +34,12 @@ _NETWORK = """\
         attribute ``prior_precision_``), as the maximiser of the evidence of
         networks retrained at each candidate: a climb over half-decade steps
         from ``delta = 1`` (for a regressor along ``delta sigma^2``, the only
-        combination the MAP depends on, with ``sigma`` maximised in closed
-        form on each ray), each retraining warm-started from the best network
-        so far, then parabolic refinement; every trial is in
-        ``evidence_trace_``. It costs about 2-4 single fits. Under
+        combination the MAP depends on, from 10 times y's variance, with
+        ``sigma`` maximised in closed form on each ray), each retraining
+        warm-started from the best network so far and stopped at ``10 tol``,
+        then parabolic refinement; the best is trained on to ``tol``. Every
+        trial is in ``evidence_trace_``. It costs 2-6 single fits at the chosen point
+        (``benchmarks/bench_defaults.py``). Under
         ``inference='vi'`` the search trains MAPs and one VI fit follows at
         the chosen point.
 """
