@@ -123,10 +123,6 @@ class _Fit(NamedTuple):
             warnings.warn_explicit(caught.message, caught.category, caught.filename,
                                    caught.lineno)
 
-    def _emitted(self):
-        self.emit_warnings()
-        return self
-
 
 # The noise scale maximised on each ray stays within this factor of where it was trained.
 _NOISE_SPAN = 1e3
@@ -341,7 +337,6 @@ class BaseDNN2GP(GPViewMixin, BaseEstimator):
         noise_auto = "noise_std" in auto
         fixed_delta = None if "prior_precision" in auto else float(self.prior_precision)
         initial = flat_parameters(module).detach().clone()
-        best_fit = {}
         # Trials only rank hyperparameters: they stop at a looser tolerance, and the
         # best one is trained on to ``tol`` at the end.
         trial_training = {**training, "tol": training["tol"] * _TRIAL_TOL_FACTOR}
@@ -373,8 +368,6 @@ class BaseDNN2GP(GPViewMixin, BaseEstimator):
             if not math.isfinite(value):
                 value = -math.inf
             trial = Trial(t, value, chosen, fit)
-            if not best_fit or value > best_fit["trial"].log_evidence:
-                best_fit["trial"] = trial
             if self.verbose:
                 print(f"[{type(self).__name__}] evidence search: "
                       + ", ".join(f"{k}={v:.4g}" for k, v in self._reported(chosen).items())
@@ -399,34 +392,30 @@ class BaseDNN2GP(GPViewMixin, BaseEstimator):
         # the spectrum its maximisation needs.
         both = noise_auto and fixed_delta is None
         best, trials = search_log_ratio(evaluate, start, propose=propose if both else None)
+        def entry(hyperparameters, log_evidence, n_iter):
+            return {**self._reported(hyperparameters),
+                    "log_marginal_likelihood": self._reported_evidence(log_evidence),
+                    "n_iter": n_iter}
+
         self.evidence_trace_ = [
-            {**self._reported(trial.hyperparameters),
-             "log_marginal_likelihood": self._reported_evidence(trial.log_evidence),
-             "n_iter": None if trial.state is None else trial.state.n_iter}
+            entry(trial.hyperparameters, trial.log_evidence,
+                  None if trial.state is None else trial.state.n_iter)
             for trial in trials]
-        fit, chosen = best.state, best.hyperparameters
-        if self.inference == "vi":
-            set_flat_parameters(module, initial)
-            return self._train_at(module, X_t, y_t, w_t, training, chosen["prior_precision"],
-                                  self._likelihood_at(chosen["noise_scale"]))._emitted()
-        # The best trial, trained on to ``tol`` at the chosen point of its ray (the same
-        # MAP), is the fit kept; it is the trace's last entry.
-        set_flat_parameters(module, fit.weights)
+        chosen = best.hyperparameters
+        # The fit kept, the trace's last entry, is trained at the chosen point: the best
+        # trial trained on to ``tol`` along its ray (the same MAP), or under VI one VI
+        # fit from the initial weights.
+        set_flat_parameters(module, initial if self.inference == "vi" else best.state.weights)
         fit = self._train_at(module, X_t, y_t, w_t, training, chosen["prior_precision"],
                              self._likelihood_at(chosen["noise_scale"]))
-        self.evidence_trace_.append({**self._reported(chosen),
-                                     "log_marginal_likelihood": self._reported_evidence(
-                                         float(fit.evidence(chosen["prior_precision"]))),
-                                     "n_iter": fit.n_iter})
+        self.evidence_trace_.append(
+            entry(chosen, float(fit.evidence(chosen["prior_precision"])), fit.n_iter))
         fit.emit_warnings()
         return fit
 
     # Hooks a likelihood with hyperparameters (the regressor's noise) overrides.
     def _likelihood_at(self, scale):
         return self.likelihood_
-
-    def _scale_of(self, likelihood):
-        return 1.0
 
     def _noise_at(self, scale):
         return None

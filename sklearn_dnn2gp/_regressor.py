@@ -215,34 +215,26 @@ class DNN2GPRegressor(RegressorMixin, BaseDNN2GP):
             self._noise_base = std / self._y_std
         else:
             self._noise_base = _check_noise_std(self.noise_std, n_targets) / self._y_std
-        self._n_targets = n_targets
-        self._sum_weights = self._sum_weights_of(Y, weights)
+        self._sum_weights = float(len(Y) if weights is None else np.sum(weights))
         Z = (Y - self._y_mean) / self._y_std
         return (to_tensor(Z, dtype, device), self._likelihood_at(1.0, dtype, device),
                 n_targets)
 
     def _theta_names(self):
-        return ["prior_precision"] + ["noise_std"] * self._n_targets
-
-    @staticmethod
-    def _sum_weights_of(Y, weights):
-        return float(len(Y) if weights is None else np.sum(weights))
+        return ["prior_precision"] + ["noise_std"] * self._n_outputs
 
     def _likelihood_at(self, scale, dtype=None, device=None):
         """The Gaussian likelihood with noise ``scale`` times the base noise (in the
         units the network is trained in)."""
         if dtype is None:
             dtype, device = self.likelihood_.noise_std.dtype, self.likelihood_.noise_std.device
-        return Gaussian(to_tensor(self._noise_base * scale, dtype, device))
-
-    def _scale_of(self, likelihood):
-        return float(likelihood.noise_std[0].item() / self._noise_base[0])
+        return Gaussian(to_tensor(self._noise_at(scale), dtype, device))
 
     def _noise_at(self, scale):
         return self._noise_base * scale
 
     def _reported(self, hyperparameters):
-        noise = self._noise_base * hyperparameters["noise_scale"] * self._y_std
+        noise = self._noise_at(hyperparameters["noise_scale"]) * self._y_std
         return {"prior_precision": hyperparameters["prior_precision"],
                 "noise_std": float(noise[0]) if noise.size == 1 else noise}
 
@@ -258,10 +250,10 @@ class DNN2GPRegressor(RegressorMixin, BaseDNN2GP):
         """``y`` as the network sees it: normalised when ``normalize_y``."""
         Y = check_array(y, ensure_2d=False, dtype=np.float64, input_name="y")
         Y = Y.reshape(Y.shape[0], -1)
-        if Y.shape[1] != self._n_targets:
+        if Y.shape[1] != self._n_outputs:
             raise ValueError(
                 f"y has {Y.shape[1]} targets but the model was fitted with "
-                f"{self._n_targets}."
+                f"{self._n_outputs}."
             )
         return to_tensor((Y - self._y_mean) / self._y_std, torch.float64, device)
 
@@ -312,8 +304,7 @@ class DNN2GPRegressor(RegressorMixin, BaseDNN2GP):
         sigma = self.noise_std_ if noise_std is None else _check_noise_std(
             noise_std, self.noise_std_.size)
         internal = None if noise_std is None else sigma / self._y_std
-        value = (float(self._evidence(delta, noise_std=internal))
-                 - self._log_target_scale(self._sum_weights))
+        value = self._reported_evidence(float(self._evidence(delta, noise_std=internal)))
         return finite_evidence(value, prior_precision=delta, noise_std=sigma)
 
     @scoped_threads
@@ -364,7 +355,7 @@ class DNN2GPRegressor(RegressorMixin, BaseDNN2GP):
                 )
             shift = gp_weight_shift(self._evidence.posterior, self._evidence.statistics["b"])
             y_mean = y_mean + to_numpy(self._jacobian(X).to(torch.float64) @ shift)
-        y_mean = y_mean * self._y_std + self._y_mean
+        y_mean = self._to_output_units(y_mean)
         if return_cov:
             n, k = y_mean.shape
             self._check_jacobian_memory(
@@ -378,9 +369,7 @@ class DNN2GPRegressor(RegressorMixin, BaseDNN2GP):
             cov = cov + np.eye(n)[:, :, None] * self.noise_std_**2
             return self._shape(y_mean), cov[:, :, 0] if self._y_is_1d else cov
         if return_std:
-            _, latent = self._latent(X)
-            var = to_numpy(torch.diagonal(latent, dim1=1, dim2=2)) * self._y_std**2
-            std = np.sqrt(var + self.noise_std_**2)
+            std = np.sqrt(self._epistemic_variance(X) + self.noise_std_**2)
             return self._shape(y_mean), self._shape(std)
         return self._shape(y_mean)
 
@@ -401,10 +390,14 @@ class DNN2GPRegressor(RegressorMixin, BaseDNN2GP):
         """
         check_is_fitted(self)
         X = self._validate_X(X)
-        _, latent = self._latent(X)
-        epistemic = to_numpy(torch.diagonal(latent, dim1=1, dim2=2)) * self._y_std**2
+        epistemic = self._epistemic_variance(X)
         aleatoric = np.broadcast_to(self.noise_std_**2, epistemic.shape).copy()
         return self._shape(epistemic), self._shape(aleatoric)
+
+    def _epistemic_variance(self, X):
+        """``diag(J Sigma J^T)`` per point and target (n, K), in the units of y^2."""
+        _, latent = self._latent(X)
+        return to_numpy(torch.diagonal(latent, dim1=1, dim2=2)) * self._y_std**2
 
     def _output_scale(self):
         return self._y_std if self._fitted("normalize_y") else None
