@@ -24,6 +24,7 @@ from ._network import (
     make_mlp,
     make_module,
     n_parameters,
+    parameter_groups,
     same_architecture,
     set_flat_parameters,
 )
@@ -135,13 +136,13 @@ _TRIAL_TOL_FACTOR = 10.0
 _START_LOG_RATIO = math.log(10.0)
 
 
-def _profile(evidence, log_ratio, delta, scale, *, profile_noise, noise_at):
+def _profile(evidence, log_ratio, delta, scale, *, direction=1.0, profile_noise, noise_at):
     """The evidence of a fit and its maximiser along its ray ``delta * scale^2 =
-    exp(log_ratio)`` (every point of which has the same MAP) when ``profile_noise``;
-    else at the hyperparameters it was trained at."""
+    exp(log_ratio) * direction`` (every point of which has the same MAP) when
+    ``profile_noise``; else at the hyperparameters it was trained at."""
     if not profile_noise:
         return float(evidence(delta)), {"prior_precision": delta, "noise_scale": scale}
-    ratio = math.exp(log_ratio)
+    ratio = math.exp(log_ratio) * direction
 
     def along_ray(c):
         return float(evidence(ratio / c[0] ** 2, noise_std=noise_at(c[0])))
@@ -157,7 +158,9 @@ class BaseDNN2GP(GPViewMixin, BaseEstimator):
     _parameter_constraints = {
         "hidden_layer_sizes": [Interval(Integral, 1, None, closed="left"), "array-like"],
         "activation": [StrOptions({"tanh", "relu", "sigmoid", "identity"})],
-        "prior_precision": [Interval(Real, 0, None, closed="neither"), StrOptions({"auto"})],
+        "prior_precision": [Interval(Real, 0, None, closed="neither"), StrOptions({"auto"}),
+                            "array-like"],
+        "prior_structure": [StrOptions({"scalar", "layerwise"})],
         "posterior": [StrOptions({"auto", *POSTERIORS})],
         "inference": [StrOptions({"laplace", "vi"})],
         "vi_method": [StrOptions({"vogn", "ogn"})],
@@ -216,6 +219,8 @@ class BaseDNN2GP(GPViewMixin, BaseEstimator):
         # Deterministic function of the weights: dropout off, batch norm frozen.
         module.eval()
         self._output_dim = n_outputs
+        self._prior_groups, self._n_prior_groups = parameter_groups(module)
+        fixed_prior = self._resolve_prior_precision()
         if self.warm_start and same_architecture(getattr(self, "module_", None), module):
             # Start from the previous solution (e.g. a neighbouring prior_precision).
             set_flat_parameters(module, flat_parameters(self.module_).to(device, dtype))
@@ -226,10 +231,10 @@ class BaseDNN2GP(GPViewMixin, BaseEstimator):
         n_params = n_parameters(module)
         with torch_threads(choose_threads(self.n_threads, n * n_outputs * n_params)):
             return self._train_and_build(module, likelihood, X_t, y_t, w_t, batch_size,
-                                         training, n_params)
+                                         training, n_params, fixed_prior)
 
     def _train_and_build(self, module, likelihood, X_t, y_t, w_t, batch_size, training,
-                         n_params):
+                         n_params, fixed_prior):
         """Train ``module``, then build the posterior and the evidence (see ``_fit``)."""
         n, n_outputs, device = X_t.shape[0], self._output_dim, X_t.device
         if self._fitted("subset_of_weights") == "last_layer":
@@ -241,6 +246,11 @@ class BaseDNN2GP(GPViewMixin, BaseEstimator):
                 raise ValueError("subset_of_weights='last_layer' is available with "
                                  "inference='laplace'; VI trains and keeps q over all weights.")
             n_params = n_parameters(module[-1])
+        if self._layerwise() and self.inference == "vi":
+            raise ValueError("Per-layer prior precisions (prior_structure='layerwise' or an "
+                             "array prior_precision) are available with "
+                             "inference='laplace'; VI takes one prior precision.")
+        self._posterior_groups, _ = parameter_groups(module, self._posterior_module(module))
         self._posterior_structure = self._resolve_structure(
             module if self._fitted("subset_of_weights") == "all" else module[-1:],
             n * n_outputs, n_params, device, batch_rows=batch_size * n_outputs)
@@ -256,8 +266,7 @@ class BaseDNN2GP(GPViewMixin, BaseEstimator):
         if self._auto_hyperparameters():
             fit = self._select_by_evidence(module, X_t, y_t, w_t, training)
         else:
-            fit = self._train_at(module, X_t, y_t, w_t, training, float(self.prior_precision),
-                                 likelihood)
+            fit = self._train_at(module, X_t, y_t, w_t, training, fixed_prior, likelihood)
             fit.emit_warnings()
         self._install(module, fit)
         if self.verbose:
@@ -272,19 +281,23 @@ class BaseDNN2GP(GPViewMixin, BaseEstimator):
         there (warnings of the training are recorded in the result, not raised)."""
         owner, n = type(self).__name__, X_t.shape[0]
         inference = self.inference if inference is None else inference
+        if self._layerwise() and np.ndim(prior_precision) == 0:
+            prior_precision = np.full(self._n_prior_groups, float(prior_precision))
         variational = None
         if inference == "vi":
             method = f"{self.vi_method.upper()}, {self._structure()} covariance"
         else:
             method = {"lbfgs": "L-BFGS", "adam": "Adam"}[self._solver(n)]
         n_params = n_parameters(self._posterior_module(module))
+        first = next(module.parameters())
+        training_prior = self._expand_prior(prior_precision, self._prior_groups, first)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             with phase(self.verbose, owner, f"training ({method}; {n_parameters(module):,} "
                                             f"parameters, {n:,} examples)"):
                 if inference == "vi":
                     variational, loss_curve, n_iter = train_vi(
-                        module, likelihood, X_t, y_t, w_t, prior_precision=prior_precision,
+                        module, likelihood, X_t, y_t, w_t, prior_precision=training_prior,
                         method=self.vi_method, structure=self._structure(),
                         beta=self._precision_rate(), initial_precision=self.initial_precision,
                         mc_samples=self.mc_samples, momentum=self.momentum,
@@ -292,7 +305,7 @@ class BaseDNN2GP(GPViewMixin, BaseEstimator):
                     )
                 else:
                     loss_curve, n_iter = train_map(
-                        module, likelihood, X_t, y_t, w_t, prior_precision=prior_precision,
+                        module, likelihood, X_t, y_t, w_t, prior_precision=training_prior,
                         solver=self._solver(n), **training,
                     )
         # The evidence always comes from the exact GGN at the final weights (the
@@ -303,7 +316,9 @@ class BaseDNN2GP(GPViewMixin, BaseEstimator):
             posterior, evidence = laplace(
                 self._posterior_module(module), likelihood,
                 self._posterior_inputs(X_t, module), y_t, w_t,
-                structure=self._structure(), prior_precision=prior_precision)
+                structure=self._structure(),
+                prior_precision=self._expand_prior(
+                    prior_precision, like=first.new_empty(0, dtype=torch.float64)))
         if variational is not None:
             # mu as the module holds it (rounded to its dtype), so that every view agrees.
             variational = variational.with_mean(flat_parameters(module).to(torch.float64))
@@ -317,7 +332,8 @@ class BaseDNN2GP(GPViewMixin, BaseEstimator):
         for p in module.parameters():
             p.requires_grad_(False)
         self.likelihood_ = fit.likelihood
-        self.prior_precision_ = float(fit.prior_precision)
+        self.prior_precision_ = (np.array(fit.prior_precision, dtype=np.float64)
+                                 if self._layerwise() else float(fit.prior_precision))
         self.loss_curve_, self.n_iter_ = fit.loss_curve, fit.n_iter
         self._evidence = fit.evidence
         self.posterior_ = fit.posterior if fit.variational is None else fit.variational
@@ -329,27 +345,77 @@ class BaseDNN2GP(GPViewMixin, BaseEstimator):
         return [name for name in ("prior_precision", "noise_std")
                 if isinstance(self._fit_params.get(name), str)]
 
+    def _layerwise(self):
+        """Whether the prior has one precision per layer (group of parameters)."""
+        return (self._fitted("prior_structure") == "layerwise"
+                or np.ndim(self._fitted("prior_precision")) == 1)
+
+    def _resolve_prior_precision(self):
+        """A fixed ``prior_precision`` as a float or, per layer, an array of
+        ``_n_prior_groups`` floats; None for 'auto'."""
+        value = self._fitted("prior_precision")
+        if isinstance(value, str):
+            return None
+        if np.ndim(value) == 0:
+            value = _positive_float(value, "prior_precision")
+            if not self._layerwise():
+                return value
+            return np.full(self._n_prior_groups, value)
+        values = np.asarray(value, dtype=np.float64)
+        if values.shape != (self._n_prior_groups,) or not np.all(np.isfinite(values)) or \
+                not np.all(values > 0):
+            raise ValueError(
+                f"prior_precision as an array needs one positive, finite precision per "
+                f"layer: {self._n_prior_groups} for this network (its submodules that "
+                f"hold parameters), got {value!r}.")
+        return values
+
+    def _expand_prior(self, prior_precision, groups=None, like=None):
+        """``delta`` as the training and the posterior take it: a float, or, per
+        layer, the tensor of each parameter's precision (``groups``: the
+        posterior's parameters by default), with ``like``'s dtype and device
+        (float64 on the network's device by default)."""
+        if np.ndim(prior_precision) == 0:
+            return float(prior_precision)
+        groups = self._posterior_groups if groups is None else groups
+        values = torch.as_tensor(np.asarray(prior_precision, dtype=np.float64))[groups]
+        if like is None:
+            like = next(self.module_.parameters()).new_empty(0, dtype=torch.float64)
+        return values.to(device=like.device, dtype=like.dtype)
+
     def _select_by_evidence(self, module, X_t, y_t, w_t, training):
         """Train along a one-dimensional search of the retrained evidence (see
         :mod:`._auto`) and return the best fit, rebuilt at the chosen
-        hyperparameters; the trials are kept in ``evidence_trace_``."""
+        hyperparameters; the trials are kept in ``evidence_trace_``. With
+        per-layer 'auto' precisions, one sweep of coordinate searches over each
+        layer's precision follows the search of a common one."""
         auto = self._auto_hyperparameters()
         noise_auto = "noise_std" in auto
-        fixed_delta = None if "prior_precision" in auto else float(self.prior_precision)
+        fixed = self._resolve_prior_precision()
+        # The searched ratio delta sigma^2 (or delta) is exp(t) times ``direction``:
+        # 1 for one precision, per layer the fixed precisions' proportions (geometric
+        # mean 1) or exp of the layers' offsets.
+        if fixed is None:
+            direction, fixed_delta = 1.0, None
+        elif np.ndim(fixed) == 0:
+            direction, fixed_delta = 1.0, fixed
+        else:
+            fixed_delta = float(np.exp(np.log(fixed).mean()))
+            direction = fixed / fixed_delta
         initial = flat_parameters(module).detach().clone()
         # Trials only rank hyperparameters: they stop at a looser tolerance, and the
         # best one is trained on to ``tol`` at the end.
         trial_training = {**training, "tol": training["tol"] * _TRIAL_TOL_FACTOR}
 
-        def split(t, scale):
+        def split(t, scale, direction):
             """(delta, noise scale) of training at log-ratio ``t``."""
             if fixed_delta is not None:
-                return fixed_delta, math.sqrt(math.exp(t) / fixed_delta)
-            return math.exp(t) / scale**2, scale
+                return fixed_delta * direction, math.sqrt(math.exp(t) / fixed_delta)
+            return math.exp(t) * direction / scale**2, scale
 
-        def evaluate(t, warm):
+        def evaluate(t, warm, direction=direction):
             scale = 1.0 if warm is None else warm.hyperparameters["noise_scale"]
-            delta, scale = split(t, scale)
+            delta, scale = split(t, scale, direction)
             set_flat_parameters(module, initial if warm is None else warm.state.weights)
             try:
                 # Under VI the search trains MAPs: VI's evidence is the Laplace one at
@@ -362,7 +428,8 @@ class BaseDNN2GP(GPViewMixin, BaseEstimator):
                 # Training diverged at these extreme hyperparameters: not a candidate.
                 return Trial(t, -math.inf, {"prior_precision": delta, "noise_scale": scale},
                              None)
-            value, chosen = _profile(fit.evidence, t, delta, scale,
+            value, chosen = _profile(self._grouped(fit.evidence), t, delta, scale,
+                                     direction=direction,
                                      profile_noise=noise_auto and fixed_delta is None,
                                      noise_at=self._noise_at)
             if not math.isfinite(value):
@@ -370,7 +437,8 @@ class BaseDNN2GP(GPViewMixin, BaseEstimator):
             trial = Trial(t, value, chosen, fit)
             if self.verbose:
                 print(f"[{type(self).__name__}] evidence search: "
-                      + ", ".join(f"{k}={v:.4g}" for k, v in self._reported(chosen).items())
+                      + ", ".join(f"{k}={np.array2string(np.asarray(v), precision=4)}"
+                                  for k, v in self._reported(chosen).items())
                       + f", log evidence {self._reported_evidence(value):.6g} "
                         f"({fit.n_iter} iterations)", flush=True)
             return trial
@@ -392,7 +460,14 @@ class BaseDNN2GP(GPViewMixin, BaseEstimator):
         # the spectrum its maximisation needs.
         both = noise_auto and fixed_delta is None
         best, trials = search_log_ratio(evaluate, start, propose=propose if both else None)
+        if fixed is None and self._layerwise():
+            best, more = self._search_layers(evaluate, best)
+            trials += more
+
         def entry(hyperparameters, log_evidence, n_iter):
+            if self._layerwise():
+                hyperparameters = {**hyperparameters, "prior_precision": np.broadcast_to(
+                    hyperparameters["prior_precision"], (self._n_prior_groups,)).copy()}
             return {**self._reported(hyperparameters),
                     "log_marginal_likelihood": self._reported_evidence(log_evidence),
                     "n_iter": n_iter}
@@ -409,9 +484,42 @@ class BaseDNN2GP(GPViewMixin, BaseEstimator):
         fit = self._train_at(module, X_t, y_t, w_t, training, chosen["prior_precision"],
                              self._likelihood_at(chosen["noise_scale"]))
         self.evidence_trace_.append(
-            entry(chosen, float(fit.evidence(chosen["prior_precision"])), fit.n_iter))
+            entry(chosen, float(self._grouped(fit.evidence)(chosen["prior_precision"])),
+                  fit.n_iter))
         fit.emit_warnings()
         return fit
+
+    def _search_layers(self, evaluate, best):
+        """One sweep of coordinate searches of the retrained evidence, layer by
+        layer, over the log offset of that layer's precision from the common one
+        ``best`` found (each a :func:`search_log_ratio` started at the current
+        offset, whose first point is the best fit so far, not retrained)."""
+        t0, offsets, trials = best.log_ratio, np.zeros(self._n_prior_groups), []
+        for layer in range(self._n_prior_groups):
+            current = best
+
+            def along(u, warm, layer=layer, current=current):
+                if warm is None:  # the start: the best fit so far
+                    return current._replace(log_ratio=u)
+                moved = offsets.copy()
+                moved[layer] = u
+                trial = evaluate(t0, warm, direction=np.exp(moved))
+                return trial._replace(log_ratio=u)
+
+            found, run = search_log_ratio(along, offsets[layer])
+            trials += run[1:]
+            if found.log_evidence > best.log_evidence:
+                best, offsets[layer] = found, found.log_ratio
+        return best._replace(log_ratio=t0), trials
+
+    def _grouped(self, evidence):
+        """``evidence`` taking per-layer precisions (arrays) as well as a float."""
+        def at(prior_precision=None, **hyperparameters):
+            if prior_precision is not None:
+                prior_precision = self._expand_prior(prior_precision,
+                                                     like=evidence.posterior.mean)
+            return evidence(prior_precision, **hyperparameters)
+        return at
 
     # Hooks a likelihood with hyperparameters (the regressor's noise) overrides.
     def _likelihood_at(self, scale):
@@ -502,11 +610,12 @@ class BaseDNN2GP(GPViewMixin, BaseEstimator):
         return theta
 
     def _log_evidence_at_theta(self, theta, eval_gradient):
+        n_prior = self._n_prior_values()
+
         def value(t):
-            params = {"prior_precision": float(np.exp(t[0]))}
-            if len(t) > 1:
-                params["noise_std"] = np.exp(t[1:])
-            return self.log_marginal_likelihood(**params)
+            delta = np.exp(t[:n_prior])
+            noise = np.exp(t[n_prior:]) if len(t) > n_prior else None
+            return self._log_evidence_at(delta if n_prior > 1 else float(delta[0]), noise)
 
         lml = value(theta)
         if not eval_gradient:
@@ -517,11 +626,25 @@ class BaseDNN2GP(GPViewMixin, BaseEstimator):
                          for e in np.eye(len(theta))])
         return lml, grad
 
+    def _n_prior_values(self):
+        """How many prior precisions the fit has: one, or one per layer."""
+        return self._n_prior_groups if self._layerwise() else 1
+
+    def _prior_theta_names(self):
+        if self._layerwise():
+            return [f"prior_precision[{i}]" for i in range(self._n_prior_groups)]
+        return ["prior_precision"]
+
     def _check_prior_precision(self, prior_precision):
-        """``delta`` for an evidence re-evaluation: the fitted one when None."""
+        """``delta`` for an evidence re-evaluation (the fitted one when None; a
+        float is every layer's), and the form the evidence takes."""
         if prior_precision is None:
-            return self.prior_precision_
-        return _positive_float(prior_precision, "prior_precision")
+            prior_precision = self.prior_precision_
+        elif not (isinstance(prior_precision, np.ndarray)
+                  and prior_precision.shape == (self._n_prior_values(),) != (1,)):
+            # One value per layer comes only from theta, which is checked there.
+            prior_precision = _positive_float(prior_precision, "prior_precision")
+        return prior_precision, self._expand_prior(prior_precision)
 
     # --------------------------------------------------------------- pickling
     def __getstate__(self):

@@ -108,6 +108,7 @@ class DNN2GPClassifier(ClassifierMixin, BaseDNN2GP):
     }
 
     def __init__(self, hidden_layer_sizes=(50,), activation="tanh", *, prior_precision="auto",
+                 prior_structure="scalar",
                  link_approximation="bridge", link_samples=100, posterior="auto",
                  inference="laplace", vi_method="vogn", mc_samples=1, precision_rate=None,
                  initial_precision="auto", solver="auto", max_iter=5000, learning_rate_init=1e-2,
@@ -118,6 +119,7 @@ class DNN2GPClassifier(ClassifierMixin, BaseDNN2GP):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.prior_precision = prior_precision
+        self.prior_structure = prior_structure
         self.posterior = posterior
         self.inference = inference
         self.vi_method = vi_method
@@ -179,7 +181,7 @@ class DNN2GPClassifier(ClassifierMixin, BaseDNN2GP):
         return targets, likelihood, n_outputs
 
     def _theta_names(self):
-        return ["prior_precision"]
+        return self._prior_theta_names()
 
     def _code_tensor(self, codes, dtype, device):
         """Class codes as the likelihood takes them: 0/1 floats for the Bernoulli,
@@ -226,8 +228,11 @@ class DNN2GPClassifier(ClassifierMixin, BaseDNN2GP):
         theta = self._theta_argument(theta, prior_precision, eval_gradient)
         if theta is not None:
             return self._log_evidence_at_theta(theta, eval_gradient)
-        delta = self._check_prior_precision(prior_precision)
-        return finite_evidence(self._evidence(delta), prior_precision=delta)
+        return self._log_evidence_at(prior_precision)
+
+    def _log_evidence_at(self, prior_precision, noise_std=None):
+        delta, expanded = self._check_prior_precision(prior_precision)
+        return finite_evidence(self._evidence(expanded), prior_precision=delta)
 
     @scoped_threads
     def decision_function(self, X):

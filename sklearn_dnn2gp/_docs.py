@@ -28,9 +28,10 @@ _NETWORK = """\
         activations in a ``Sequential``; ``posterior='kron'`` needs such a
         chain, and ``subset_of_weights='last_layer'`` a ``Sequential`` ending
         in a ``Linear``.
-    prior_precision : float or 'auto', default='auto'
-        Precision ``delta`` of the isotropic Gaussian prior on all weights and
-        biases. ``'auto'``: set by the evidence during ``fit`` (fitted
+    prior_precision : float, array-like of shape (n_layers,) or 'auto', default='auto'
+        Precision ``delta`` of the Gaussian prior ``N(0, I / delta)`` on all
+        weights and biases, or one precision per layer (see
+        ``prior_structure``). ``'auto'``: set by the evidence during ``fit`` (fitted
         attribute ``prior_precision_``), as the maximiser of the evidence of
         networks retrained at each candidate: a climb over half-decade steps
         from ``delta = 1`` (for a regressor along ``delta sigma^2``, the only
@@ -42,6 +43,18 @@ _NETWORK = """\
         (``benchmarks/bench_defaults.py``). Under
         ``inference='vi'`` the search trains MAPs and one VI fit follows at
         the chosen point.
+    prior_structure : {'scalar', 'layerwise'}, default='scalar'
+        ``'layerwise'``: one prior precision per layer, i.e. per submodule
+        holding parameters (an MLP's ``Linear`` layers, weights and biases
+        together), in the order of ``module.parameters()``; an array
+        ``prior_precision`` implies it. The training objective, the
+        posterior (Laplace only), the predictive and the evidence use
+        ``diag(delta)`` in place of ``delta I``. With ``'auto'`` the common
+        precision is searched first, then one sweep of the same search
+        runs over each layer's precision in turn (coordinate ascent of the
+        retrained evidence), so it costs about ``1 + n_layers`` times the
+        search of one precision; ``prior_precision_`` is then an array of
+        ``n_layers``.
 """
 
 _INFERENCE = """\
@@ -224,9 +237,10 @@ _FITTED = """\
         :meth:`features`), ``log_det_ratio()`` and
         ``sample(n_samples, generator)`` (weight vectors from a
         ``torch.Generator``).
-    prior_precision_ : float
+    prior_precision_ : float or ndarray of shape (n_layers,)
         The prior precision ``delta`` of the fitted posterior and evidence:
-        ``prior_precision``, or the evidence's choice when it is ``'auto'``.
+        ``prior_precision``, or the evidence's choice when it is ``'auto'``;
+        one per layer with ``prior_structure='layerwise'``.
         Methods read it (and every other setting) as it was at ``fit``: a
         later ``set_params`` takes effect at the next ``fit``.
     likelihood_ : object

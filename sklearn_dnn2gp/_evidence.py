@@ -119,20 +119,27 @@ class GaussianProcessEvidence(LaplaceEvidence):
                     - s**2 * (b @ posterior.covariance_product(b))).clamp_min(0)
             return (-0.5 * quad - 0.5 * posterior.log_det_ratio()
                     - 0.5 * self.n_observations * LOG_2PI - log_noise)
-        if self._spectral is None:
-            coords = self.posterior.spectral_coordinates(self.statistics["b"])
-            self._spectral = (residual_sq_norm(self.posterior, self.statistics["sq_norm"],
-                                               coords), coords)
-        residual, coords = self._spectral
+        if not posterior.shares_factorisation(self.posterior):
+            # Prior precisions in other proportions: another curvature (ScaledPosterior).
+            residual, coords = self._split(posterior)
+        else:
+            if self._spectral is None:
+                self._spectral = self._split(self.posterior)
+            residual, coords = self._spectral
         return gaussian_log_evidence(posterior, residual, coords, self.n_observations,
                                      log_noise)
 
+    def _split(self, posterior):
+        """``(|u_perp|^2, c)`` in ``posterior``'s eigenbasis."""
+        coords = posterior.spectral_coordinates(self.statistics["b"])
+        return residual_sq_norm(posterior, self.statistics["sq_norm"], coords), coords
+
 
 def laplace_log_evidence(log_likelihood, weights, posterior):
-    """``log p(y|w*) + log N(w*|0, I/delta) + P/2 log 2 pi - 1/2 log|s G + delta I|``."""
-    delta = posterior.prior_precision
-    w = weights.to(torch.float64)
-    return log_likelihood - 0.5 * delta * (w @ w) - 0.5 * posterior.log_det_ratio()
+    """``log p(y|w*) + log N(w*|0, I/delta) + P/2 log 2 pi - 1/2 log|s G + delta I|``
+    (``delta I`` is ``diag(delta)`` for per-parameter precisions)."""
+    return (log_likelihood - 0.5 * posterior.prior_quadratic(weights)
+            - 0.5 * posterior.log_det_ratio())
 
 
 def maximize_log_evidence(log_evidence, start, bounds):

@@ -8,7 +8,9 @@ posterior structure. A structure is a class with a ``from_data`` constructor
 one class and one entry here.
 """
 
-from ._posterior import DiagPosterior, FullPosterior, KronPosterior
+import torch
+
+from ._posterior import DiagPosterior, FullPosterior, KronPosterior, ScaledPosterior
 
 POSTERIORS = {"full": FullPosterior, "diag": DiagPosterior, "kron": KronPosterior}
 
@@ -27,16 +29,22 @@ def laplace(module, likelihood, X, y, weights, *, structure, prior_precision):
         Sample weights.
     structure : str
         A key of :data:`POSTERIORS`.
-    prior_precision : float
+    prior_precision : float or tensor of shape (P,)
+        ``delta``, or one precision per parameter (a :class:`ScaledPosterior`
+        around the structure).
 
     Returns
     -------
-    posterior : FullPosterior or DiagPosterior
+    posterior : FullPosterior, DiagPosterior, KronPosterior or ScaledPosterior
     evidence : callable
         ``evidence(prior_precision=None, **likelihood_hyperparameters)``, the log
         marginal likelihood at other hyperparameters without refitting.
     """
-    posterior = POSTERIORS[structure].from_data(module, likelihood, X, weights,
-                                                prior_precision)
+    per_parameter = torch.is_tensor(prior_precision)
+    posterior = POSTERIORS[structure].from_data(
+        module, likelihood, X, weights,
+        float(prior_precision.max()) if per_parameter else prior_precision)
+    if per_parameter:
+        posterior = ScaledPosterior.wrap(posterior, prior_precision)
     statistics = likelihood.statistics(module, X, y, weights, posterior)
     return posterior, likelihood.evidence(posterior, statistics)

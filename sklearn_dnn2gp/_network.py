@@ -86,3 +86,24 @@ def same_architecture(old, new):
         return False
     old_shapes = [(name, p.shape) for name, p in old.named_parameters()]
     return old_shapes == [(name, p.shape) for name, p in new.named_parameters()]
+
+
+def parameter_groups(module, within=None):
+    """The prior group of each entry of the flat parameter vector: one group per
+    submodule that holds parameters itself (an MLP's ``Linear`` layers, weights
+    and biases together), numbered in the order of ``module.parameters()``.
+
+    With ``within`` (a submodule, e.g. the last layer of a last-layer
+    posterior), the groups of ``within``'s parameters, in its own order.
+    Returns ``(groups, n_groups)``: a LongTensor on the CPU and the count.
+    """
+    owner, n_groups = {}, 0
+    for sub in module.modules():
+        own = [p for p in sub.parameters(recurse=False) if id(p) not in owner]
+        for p in own:
+            owner[id(p)] = n_groups
+        n_groups += bool(own)
+    target = module if within is None else within
+    groups = [torch.full((p.numel(),), owner[id(p)], dtype=torch.long)
+              for p in target.parameters()]
+    return torch.cat(groups) if groups else torch.zeros(0, dtype=torch.long), n_groups

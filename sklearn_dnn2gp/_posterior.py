@@ -51,6 +51,19 @@ class _Gaussian:
         """The same covariance around another mean."""
         return self._replace(mean=mean)
 
+    def prior_quadratic(self, w):
+        """``w^T diag(delta) w``, the prior's quadratic form at ``w``."""
+        w = w.to(torch.float64)
+        return self.prior_precision * (w @ w)
+
+    def shares_factorisation(self, other):
+        """Whether ``other`` is this posterior at other hyperparameters (the same
+        curvature in the same coordinates), so that spectral quantities carry over."""
+        return type(other) is type(self) and self._factor_key() == other._factor_key()
+
+    def _factor_key(self):
+        return id(self.curvature_eigenvalues)  # a stored tensor, shared by copies
+
 
 class FullPosterior(_Gaussian):
     """Full-covariance Gaussian posterior.
@@ -117,6 +130,26 @@ class FullPosterior(_Gaussian):
             eigvals, W = torch.linalg.eigh(U.T @ (M.T @ (M @ U)))
             return cls(mean, prior_precision, eigvals.clamp_min(0), U @ W, "function")
         return cls(mean, prior_precision, singular**2, Vh.T, "function")
+
+    def rescaled(self, root):
+        """The posterior of ``w / root`` (elementwise): curvature ``root G root``, the
+        same ``delta``. (See :class:`ScaledPosterior`.)"""
+        root = root.to(torch.float64)
+        mean = self.mean / root
+        if self.space == "function":
+            # G = M^T M with M = diag(sqrt(lambda)) U^T, the same n rows.
+            M = torch.sqrt(self.eigvals)[:, None] * self.eigvecs.T
+            new = self.from_whitened_jacobian(mean, M * root, self.prior_precision)
+        else:
+            G = self._cache.get("ggn")
+            if G is None:
+                U = self.eigvecs
+                G = (U * self.eigvals) @ U.T
+            new = self.from_ggn(mean, root[:, None] * G * root[None, :], self.prior_precision)
+        return new._replace(curvature_scale=self.curvature_scale)
+
+    def _factor_key(self):
+        return id(self._cache)
 
     # ------------------------------------------------------------ factorisations
     @property
@@ -287,6 +320,12 @@ class DiagPosterior(_Gaussian):
     def curvature_eigenvalues(self):
         return self.diagonal
 
+    def rescaled(self, root):
+        """The posterior of ``w / root``: curvature ``root^2 g``."""
+        root = root.to(torch.float64)
+        return DiagPosterior(self.mean / root, self.prior_precision,
+                             self.diagonal * root**2, self.curvature_scale)
+
     @property
     def spectrum(self):
         return self.curvature_scale * self.diagonal
@@ -377,6 +416,29 @@ class KronPosterior(_Gaussian):
         return torch.cat([(g[:, None] * a[None, :]).reshape(-1) / self.total_weight
                           for g, _, a, _, _ in self.layers])
 
+    def layer_values(self, values):
+        """One entry of a P-vector per layer, which must be constant on each layer."""
+        firsts = []
+        for *_, order in self.layers:
+            block = values[order]
+            if not torch.allclose(block, block[0].expand_as(block), rtol=1e-12, atol=0):
+                raise ValueError("posterior='kron' needs one prior precision per layer.")
+            firsts.append(block[0])
+        return torch.stack(firsts)
+
+    def rescaled(self, root):
+        """The posterior of ``w / root`` for a ``root`` constant on each layer: each
+        layer's ``G_l`` factor times that constant squared."""
+        root = root.to(torch.float64)
+        factors = self.layer_values(root)
+        layers = [(g_vals * r**2, g_vecs, a_vals, a_vecs, order)
+                  for (g_vals, g_vecs, a_vals, a_vecs, order), r in zip(self.layers, factors)]
+        return KronPosterior(self.mean / root, self.prior_precision, layers,
+                             self.total_weight, self.curvature_scale)
+
+    def _factor_key(self):
+        return id(self.layers)
+
     def _layer_inverse(self, g_vals, a_vals):
         """``1 / (s lambda_g lambda_a / N + delta)`` on the (o, j) grid."""
         return 1.0 / (self.curvature_scale * g_vals[:, None] * a_vals[None, :]
@@ -455,3 +517,131 @@ class KronPosterior(_Gaussian):
                           generator=generator).to(self.mean.device)
         z = self._map_layers(eps, torch.sqrt)
         return self.mean.to(torch.float64) + z
+
+
+class ScaledPosterior:
+    """A Laplace posterior under a prior with one precision per parameter,
+    ``N(0, diag(delta)^-1)``, as a change of variables of an isotropic one.
+
+    With ``delta = delta0 / root^2`` (elementwise; ``root`` is 1 where a
+    parameter's precision is ``delta0``) and ``w~ = w / root``, the prior of
+    ``w~`` is ``N(0, I / delta0)``, its Jacobians are ``J diag(root)`` and its
+    GGN ``diag(root) G diag(root)``. So ``inner``, any isotropic structure
+    built for ``w~``, is the posterior: ``Sigma = diag(root) Sigma~ diag(root)``,
+    ``J Sigma J^T = (J root) Sigma~ (J root)^T``, and ``log|s G + diag(delta)| -
+    sum log delta = log|s G~ + delta0 I| - P log delta0``; the evidence, the
+    predictive and the spectral reuse of the isotropic structures carry over
+    unchanged. Other precisions in the same proportions only change ``delta0``;
+    other proportions rescale the curvature (a new factorisation).
+    """
+
+    def __init__(self, inner, root):
+        self.inner, self.root = inner, root.to(torch.float64)
+
+    @classmethod
+    def wrap(cls, posterior, prior_precisions):
+        """``posterior`` (isotropic, built at any ``delta``) under the per-parameter
+        precisions ``prior_precisions`` (P,)."""
+        delta = prior_precisions.to(torch.float64)
+        # delta0: the geometric mean, so that ``root`` stays near 1.
+        delta0 = float(torch.exp(torch.log(delta).mean()))
+        root = torch.sqrt(delta0 / delta)
+        inner = posterior.rescaled(root).with_hyperparameters(prior_precision=delta0)
+        return cls(inner, root)
+
+    # ------------------------------------------------------------- attributes
+    @property
+    def mean(self):
+        return self.inner.mean * self.root
+
+    @property
+    def prior_precision(self):
+        """``delta0``, the precision in the rescaled coordinates."""
+        return self.inner.prior_precision
+
+    @property
+    def prior_precisions(self):
+        """The per-parameter precisions ``delta`` (P,)."""
+        return self.inner.prior_precision / self.root**2
+
+    def __getattr__(self, name):
+        # What the isotropic structure has and the change of variables leaves alone:
+        # the curvature scale, the spectrum, the space, the Cholesky factor.
+        if name in {"curvature_scale", "curvature_eigenvalues", "eigvals", "spectrum",
+                    "space", "cholesky", "has_spectrum", "n_parameters", "log_det_ratio"}:
+            return getattr(self.inner, name)
+        if name == "spectral_coordinates" and hasattr(self.inner, name):
+            return lambda b: self.inner.spectral_coordinates(self.root * b.to(torch.float64))
+        if name == "functional_variance_from_layers" and hasattr(self.inner, name):
+            return self._functional_variance_from_layers
+        raise AttributeError(name)
+
+    def __getstate__(self):
+        return self.__dict__
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+
+    # ---------------------------------------------------------------- changes
+    def with_hyperparameters(self, prior_precision=None, curvature_scale=None):
+        """At other precisions (a scalar: the same for every parameter; or a
+        P-vector) and/or curvature scale."""
+        if prior_precision is None:
+            return ScaledPosterior(
+                self.inner.with_hyperparameters(curvature_scale=curvature_scale), self.root)
+        delta = torch.as_tensor(prior_precision, dtype=torch.float64,
+                                device=self.root.device).expand_as(self.root)
+        ratio = delta * self.root**2
+        if torch.allclose(ratio, ratio[0].expand_as(ratio), rtol=1e-12, atol=0):
+            return ScaledPosterior(self.inner.with_hyperparameters(
+                float(ratio[0]), curvature_scale), self.root)
+        # Other proportions: the isotropic structure of the original coordinates,
+        # rescaled to the new ones.
+        rescaled = ScaledPosterior.wrap(self.inner.rescaled(1.0 / self.root), delta)
+        if curvature_scale is None:
+            return rescaled
+        return ScaledPosterior(
+            rescaled.inner.with_hyperparameters(curvature_scale=curvature_scale), rescaled.root)
+
+    def with_mean(self, mean):
+        return ScaledPosterior(self.inner.with_mean(mean / self.root), self.root)
+
+    def shares_factorisation(self, other):
+        return (isinstance(other, ScaledPosterior) and self.inner.shares_factorisation(other.inner)
+                and torch.equal(self.root, other.root))
+
+    # ---------------------------------------------------------------- methods
+    def prior_quadratic(self, w):
+        return self.inner.prior_quadratic(w.to(torch.float64) / self.root)
+
+    def functional_variance(self, J):
+        return self.inner.functional_variance(J.to(torch.float64) * self.root)
+
+    def functional_covariance(self, J):
+        return self.inner.functional_covariance(J.to(torch.float64) * self.root)
+
+    def _functional_variance_from_layers(self, backs, inputs):
+        # The root is constant on each layer, and a layer's Jacobian is linear in
+        # its back-propagated gradients.
+        factors = self.inner.layer_values(self.root)
+        return self.inner.functional_variance_from_layers(
+            [B.to(torch.float64) * r for B, r in zip(backs, factors)], inputs)
+
+    def covariance_product(self, v):
+        return self.root * self.inner.covariance_product(v.to(torch.float64) * self.root)
+
+    def covariance(self):
+        return self.root[:, None] * self.inner.covariance() * self.root[None, :]
+
+    def precision(self):
+        precision = self.inner.precision()
+        if precision.dim() == 1:
+            return precision / self.root**2
+        return precision / self.root[:, None] / self.root[None, :]
+
+    def variances(self):
+        return self.inner.variances() * self.root**2
+
+    def sample(self, n_samples, generator):
+        draws = self.inner.sample(n_samples, generator)
+        return self.mean + (draws - self.inner.mean) * self.root

@@ -119,6 +119,7 @@ class DNN2GPRegressor(RegressorMixin, BaseDNN2GP):
     }
 
     def __init__(self, hidden_layer_sizes=(50,), activation="tanh", *, prior_precision="auto",
+                 prior_structure="scalar",
                  noise_std="auto", normalize_y=True, posterior="auto", inference="laplace",
                  vi_method="vogn",
                  mc_samples=1, precision_rate=None, initial_precision="auto", solver="auto",
@@ -130,6 +131,7 @@ class DNN2GPRegressor(RegressorMixin, BaseDNN2GP):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.prior_precision = prior_precision
+        self.prior_structure = prior_structure
         self.noise_std = noise_std
         self.normalize_y = normalize_y
         self.posterior = posterior
@@ -221,7 +223,7 @@ class DNN2GPRegressor(RegressorMixin, BaseDNN2GP):
                 n_targets)
 
     def _theta_names(self):
-        return ["prior_precision"] + ["noise_std"] * self._n_outputs
+        return self._prior_theta_names() + ["noise_std"] * self._n_outputs
 
     def _likelihood_at(self, scale, dtype=None, device=None):
         """The Gaussian likelihood with noise ``scale`` times the base noise (in the
@@ -300,11 +302,14 @@ class DNN2GPRegressor(RegressorMixin, BaseDNN2GP):
         theta = self._theta_argument(theta, prior_precision, eval_gradient, noise_std)
         if theta is not None:
             return self._log_evidence_at_theta(theta, eval_gradient)
-        delta = self._check_prior_precision(prior_precision)
+        return self._log_evidence_at(prior_precision, noise_std)
+
+    def _log_evidence_at(self, prior_precision, noise_std=None):
+        delta, expanded = self._check_prior_precision(prior_precision)
         sigma = self.noise_std_ if noise_std is None else _check_noise_std(
             noise_std, self.noise_std_.size)
         internal = None if noise_std is None else sigma / self._y_std
-        value = self._reported_evidence(float(self._evidence(delta, noise_std=internal)))
+        value = self._reported_evidence(float(self._evidence(expanded, noise_std=internal)))
         return finite_evidence(value, prior_precision=delta, noise_std=sigma)
 
     @scoped_threads

@@ -14,10 +14,17 @@ from ._posterior import FullPosterior, add_to_diagonal, from_curvature
 from ._verbose import Progress
 
 
+def prior_penalty(prior_precision, w):
+    """``delta/2 |w|^2``, or ``1/2 sum_j delta_j w_j^2`` for per-parameter precisions."""
+    if torch.is_tensor(prior_precision):
+        return 0.5 * (prior_precision.to(w) * w) @ w
+    return 0.5 * prior_precision * (w @ w)
+
+
 def _objective(module, likelihood, X, y, weights, prior_precision, scale=1.0):
     data = likelihood.loss(module(X), y, weights)
     w = flat_parameters_with_grad(module)
-    return scale * data + 0.5 * prior_precision * (w @ w), data
+    return scale * data + prior_penalty(prior_precision, w), data
 
 
 def flat_parameters_with_grad(module):
@@ -43,7 +50,7 @@ def _diverged(iteration, learning_rate, solver):
 def full_objective(module, likelihood, X, y, weights, prior_precision):
     """The summed objective over all of the data, without gradients."""
     w = flat_parameters(module)
-    return likelihood.total_loss(module, X, y, weights) + 0.5 * prior_precision * float(w @ w)
+    return likelihood.total_loss(module, X, y, weights) + float(prior_penalty(prior_precision, w))
 
 
 def _minibatches(n, batch_size, generator, device):
@@ -144,8 +151,7 @@ def train_map(module, likelihood, X, y, weights, *, prior_precision, solver, max
             loss.backward()
             optimizer.step()
             epoch_data += float(data.detach())
-        w = flat_parameters(module)
-        return epoch_data + 0.5 * prior_precision * float(w @ w)
+        return epoch_data + float(prior_penalty(prior_precision, flat_parameters(module)))
 
     initial = full_objective(module, likelihood, X, y, weights, prior_precision)
     total_weight = _total_weight(X, weights)

@@ -422,7 +422,14 @@ class GPViewMixin:
         # of each example is a row with u = 0, M = 0).
         count = n if w is None else float(w.sum())
         n_observations = count * likelihood.observed_dim(k)
-        value = (whitened_log_evidence(M, u, self.prior_precision_, space=space)
+        delta = self.prior_precision_
+        if np.ndim(delta):
+            # Per-layer precisions: the kernel M diag(1 / delta) M^T is that of the
+            # columns M sqrt(delta0 / delta) at the common delta0.
+            per_parameter = self._expand_prior(delta)
+            delta = float(torch.exp(torch.log(per_parameter).mean()))
+            M = M * torch.sqrt(delta / per_parameter)
+        value = (whitened_log_evidence(M, u, delta, space=space)
                  + 0.5 * (n * k - n_observations) * LOG_2PI + 0.5 * log_det)
         value = float(value) - self._log_target_scale(count)
         return (value, indices) if return_indices else value

@@ -34,6 +34,9 @@ _SMALL = [
     # flip predict between row subsets through round-off alone.
     DNN2GPClassifier(hidden_layer_sizes=(8,), posterior="diag", link_approximation="mc",
                      prior_precision=1.0, max_iter=200, random_state=0),
+    # One prior precision per layer (ScaledPosterior around the full posterior).
+    DNN2GPClassifier(hidden_layer_sizes=(8,), prior_precision=[0.5, 2.0], max_iter=200,
+                     random_state=0),
     # VI at fixed hyperparameters: with 'auto' the search trains L-BFGS MAPs first,
     # which the first two configurations already check.
     DNN2GPRegressor(hidden_layer_sizes=(8,), inference="vi", mc_samples=2,

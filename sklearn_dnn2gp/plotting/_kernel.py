@@ -118,6 +118,11 @@ class KernelDisplay:
         display : KernelDisplay
         """
         check_is_fitted(estimator)
+        if np.ndim(estimator.prior_precision_):
+            raise ValueError(
+                "KernelDisplay draws J J^T / delta for one prior precision; this "
+                "estimator has one per layer (its prior kernel is sum_l J_l J_l^T / "
+                "delta_l). Draw estimator.kernel(X) for the network's NTK.")
         K = NTKKernel(estimator, mode=mode)(X) / estimator.prior_precision_
         label = "$J J^T / \\delta$"
         if normalize:
