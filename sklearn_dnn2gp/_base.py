@@ -577,9 +577,12 @@ class BaseDNN2GP(GPViewMixin, BaseEstimator):
         ``inference`` overrides the fitted one."""
         posterior = self._fitted("posterior")
         inference = self._fitted("inference") if inference is None else inference
-        if inference == "vi" and posterior == "kron":
-            raise ValueError("posterior='kron' is available with inference='laplace'; "
-                             "VI takes posterior='diag' or 'full'.")
+        if inference == "vi" and posterior == "kron" and not is_mlp(module):
+            # Before training: VI's K-FAC q needs the layers' factors at every step.
+            raise ValueError(
+                "posterior='kron' with inference='vi' needs a network of Linear layers "
+                f"and elementwise activations; got {type(module).__name__}. Use "
+                "posterior='diag' or 'full'.")
         if posterior != "auto":
             return posterior
         if inference == "vi":

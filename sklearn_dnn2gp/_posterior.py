@@ -14,7 +14,7 @@ import math
 
 import torch
 
-from ._curvature import ggn, kfac_factors, whitened_jacobians
+from ._curvature import _module_order, ggn, kfac_factors, whitened_jacobians
 from ._network import flat_parameters
 
 
@@ -357,9 +357,102 @@ class DiagPosterior(_Gaussian):
         return self.mean.to(torch.float64) + eps * torch.sqrt(self.variances())
 
 
+class KronCurvature:
+    """A K-FAC curvature ``S``: per layer ``G_l (x) A_l / N`` on the layer's
+    ``(o, j)`` block (block diagonal over layers), as :func:`kfac_factors`
+    returns it and :class:`KronPosterior` takes it.
+
+    VI keeps ``S`` as a running average of minibatch GGNs. Averaging the
+    Kronecker products themselves would leave the Kronecker form, so
+    :meth:`mix` averages the factors one by one (Martens and Grosse, 2015;
+    noisy K-FAC, Zhang et al., 2018): ``(1 - beta) G + beta G'`` and
+    ``(1 - beta) A + beta A'``, whose product is not the average of the
+    products. It is the standard K-FAC approximation on top of K-FAC's own
+    (the GGN block as one Kronecker product), not an identity.
+
+    Parameters
+    ----------
+    factors : sequence of (G_l, A_l, order_l)
+        Float64 factors (d_out x d_out and (d_in + 1) x (d_in + 1)) and the
+        positions of the layer's ``(o, j)`` entries in the flat parameter vector.
+    total_weight : float
+        ``N``, the total sample weight the ``A_l`` are sums over.
+    """
+
+    def __init__(self, factors, total_weight):
+        self.factors = tuple(factors)
+        self.total_weight = float(total_weight)
+
+    @classmethod
+    def identity(cls, module, total_weight, value, dtype=torch.float64, device=None):
+        """``S = value I``: ``G_l = value I`` and ``A_l = N I`` (the second moment of
+        standardised inputs with unit variance, so the factors start on the scale the
+        data's will have)."""
+        factors, offset = [], 0
+        for linear in _linears(module):
+            d_out, d_in = linear.weight.shape
+            eye = lambda d: torch.eye(d, dtype=dtype, device=device)  # noqa: E731
+            factors.append((value * eye(d_out), total_weight * eye(d_in + 1),
+                            _module_order(linear, offset).to(device)))
+            offset += d_out * (d_in + 1)
+        return cls(factors, total_weight)
+
+    def scaled(self, scale, total_weight):
+        """``scale S`` expressed over ``total_weight``: ``G_l`` times ``scale`` and
+        ``A_l`` times ``total_weight / N``, so that minibatches with different sample
+        weights share one ``N`` and can be averaged."""
+        ratio = total_weight / max(self.total_weight, 1e-300)
+        return KronCurvature([(scale * G, ratio * A, order) for G, A, order in self.factors],
+                             total_weight)
+
+    def mix(self, other, beta):
+        """``(1 - beta) self + beta other``, factor by factor (see the class); both
+        must be over the same ``N``."""
+        factors = [((1 - beta) * G + beta * G2, (1 - beta) * A + beta * A2, order)
+                   for (G, A, order), (G2, A2, _) in zip(self.factors, other.factors)]
+        return KronCurvature(factors, self.total_weight)
+
+    def add(self, other):
+        """The factor-by-factor sum (over the same ``N``), for averages over samples."""
+        return KronCurvature([(G + G2, A + A2, order) for (G, A, order), (G2, A2, _)
+                              in zip(self.factors, other.factors)], self.total_weight)
+
+    def __truediv__(self, m):
+        return KronCurvature([(G / m, A / m, order) for G, A, order in self.factors],
+                             self.total_weight)
+
+    def dense(self, n_parameters):
+        """The P x P matrix ``S`` (for tests and callbacks: O(P^2) memory)."""
+        G0 = self.factors[0][0]
+        S = torch.zeros(n_parameters, n_parameters, dtype=G0.dtype, device=G0.device)
+        for G, A, order in self.factors:
+            S[order[:, None], order[None, :]] = torch.kron(G, A) / self.total_weight
+        return S
+
+    def plus_identity(self, value, n_parameters):
+        """``S + value I`` as a dense matrix (what a VI callback receives)."""
+        return add_to_diagonal(self.dense(n_parameters), value)
+
+
+def _linears(module):
+    from ._curvature import _mlp_structure
+
+    structure = _mlp_structure(module)
+    if structure is None:
+        raise ValueError(
+            "posterior='kron' needs a network of Linear layers and elementwise "
+            f"activations; got {type(module).__name__}. Use posterior='diag' or 'full'."
+        )
+    return structure[0]
+
+
 def from_curvature(mean, curvature, prior_precision):
     """``N(mean, (S + delta I)^-1)`` for a curvature ``S`` given as a P-vector
-    (its diagonal: a :class:`DiagPosterior`) or a P x P matrix (a :class:`FullPosterior`)."""
+    (its diagonal: a :class:`DiagPosterior`), a P x P matrix (a :class:`FullPosterior`)
+    or a :class:`KronCurvature` (a :class:`KronPosterior`)."""
+    if isinstance(curvature, KronCurvature):
+        return KronPosterior.from_factors(mean, curvature.factors, curvature.total_weight,
+                                          prior_precision)
     if curvature.dim() == 1:
         return DiagPosterior(mean, prior_precision, curvature)
     return FullPosterior.from_ggn(mean, curvature, prior_precision)

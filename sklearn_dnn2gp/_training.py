@@ -8,9 +8,9 @@ from typing import NamedTuple
 import torch
 from sklearn.exceptions import ConvergenceWarning
 
-from ._curvature import ggn
+from ._curvature import ggn, kfac_factors
 from ._network import flat_parameters, set_flat_parameters
-from ._posterior import FullPosterior, add_to_diagonal, from_curvature
+from ._posterior import FullPosterior, KronCurvature, add_to_diagonal, from_curvature
 from ._verbose import Progress
 
 
@@ -235,6 +235,10 @@ def _train_lbfgs(module, likelihood, X, y, weights, prior_precision, max_iter, t
 #     mu  <- mu - alpha_t (S + delta I)^-1 m^
 # With momentum 0 (m^ = g + delta mu) and alpha = beta this is a natural-gradient
 # step on the variational objective, exact inference in a GP (Theorem 2).
+#
+# With a K-FAC q (structure 'kron', MLPs) G and S are per layer G_l (x) A_l / N
+# (KronCurvature): the minibatch's factors, G_l times c and A_l rescaled to the
+# full data's N, averaged over the samples and then into S factor by factor.
 
 # Stopping waits until the initial precision's weight (1 - beta)^t is below this.
 _FORGOTTEN = 1e-3
@@ -260,7 +264,9 @@ class VIState(NamedTuple):
     mean : torch.Tensor of shape (P,)
         The mean ``mu`` of ``q``.
     precision : torch.Tensor of shape (P,) or (P, P)
-        ``S + delta I``: its diagonal for ``posterior='diag'``, else the matrix.
+        ``S + delta I``: its diagonal for ``posterior='diag'``, else the matrix
+        (for ``posterior='kron'`` formed from the Kronecker factors: O(P^2)
+        memory per epoch, paid only when there is a callback).
     """
 
     iteration: int
@@ -288,18 +294,42 @@ def data_gradient_and_ggn(module, likelihood, X, y, weights, points, structure):
     gradients), which for an MLP with several outputs never forms the
     Jacobians: on digits (64-50-10) a full-batch step took about 4 s through
     the Jacobians and 20 ms this way.
+
+    ``structure='kron'`` (an MLP) averages the K-FAC factors of the GGN
+    (:func:`~sklearn_dnn2gp._curvature.kfac_factors`) instead, factor by
+    factor, as a :class:`~sklearn_dnn2gp._posterior.KronCurvature` over the
+    batch's total weight.
     """
     grad = curvature = None
     loss = 0.0
     for point in points:
         set_flat_parameters(module, point)
         value, g = _loss_and_gradient(module, likelihood, X, y, weights)
-        term = ggn(module, likelihood, X, weights, structure)
+        if structure == "kron":
+            term = KronCurvature(*kfac_factors(module, likelihood, X, weights))
+            curvature = term if curvature is None else curvature.add(term)
+        else:
+            term = ggn(module, likelihood, X, weights, structure)
+            curvature = term if curvature is None else curvature + term
         grad = g if grad is None else grad + g
-        curvature = term if curvature is None else curvature + term
         loss += value
     m = len(points)
     return grad / m, curvature / m, loss / m
+
+
+def _structure_of(curvature):
+    """'kron', 'diag' or 'full': how ``S`` is held."""
+    if isinstance(curvature, KronCurvature):
+        return "kron"
+    return "diag" if curvature.dim() == 1 else "full"
+
+
+def _scaled(ggn, scale, curvature):
+    """``scale`` times a minibatch's GGN; a K-FAC one is expressed over ``S``'s ``N``
+    so the two average factor by factor."""
+    if isinstance(ggn, KronCurvature):
+        return ggn.scaled(scale, curvature.total_weight)
+    return scale * ggn
 
 
 def antithetic_sample(q, n_samples, generator):
@@ -345,9 +375,16 @@ def natural_gradient_step(q, curvature, grad, ggn, *, learning_rate, beta, momen
     ``momentum`` (a :class:`Momentum`, updated in place) averages the
     gradient of the variational objective ``g + delta mu`` over the steps
     before it is preconditioned by the new precision, as in Osawa et al.
-    (2019); None takes the gradient as it is.
+    (2019); None takes the gradient as it is. For a K-FAC ``q`` the
+    curvature and ``ggn`` are :class:`~sklearn_dnn2gp._posterior.KronCurvature`
+    over the same ``N`` (averaged factor by factor) and ``q`` a
+    :class:`~sklearn_dnn2gp._posterior.KronPosterior`, whose per-layer
+    eigenbases apply ``(S + delta I)^-1`` exactly.
     """
-    curvature = (1 - beta) * curvature + beta * ggn
+    if isinstance(curvature, KronCurvature):
+        curvature = curvature.mix(ggn, beta)
+    else:
+        curvature = (1 - beta) * curvature + beta * ggn
     q = from_curvature(q.mean, curvature, q.prior_precision)
     direction = grad + q.prior_precision * q.mean
     if momentum is not None:
@@ -365,13 +402,14 @@ def vi_step(module, likelihood, X, y, weights, q, curvature, *, learning_rate, b
     Return ``(q, curvature, data_loss)``: the next ``q`` and ``S``, and the
     unscaled data term averaged over the points where it was evaluated.
     """
-    structure = "diag" if curvature.dim() == 1 else "full"
+    structure = _structure_of(curvature)
     points = q.mean[None] if n_samples is None else antithetic_sample(q, n_samples, generator)
     grad, ggn, loss = data_gradient_and_ggn(module, likelihood, X, y, weights, points,
                                             structure)
     if not (math.isfinite(loss) and bool(torch.isfinite(grad).all())):
         return q, curvature, math.inf
-    q, curvature = natural_gradient_step(q, curvature, scale * grad, scale * ggn,
+    q, curvature = natural_gradient_step(q, curvature, scale * grad,
+                                         _scaled(ggn, scale, curvature),
                                          learning_rate=learning_rate, beta=beta,
                                          momentum=momentum)
     return q, curvature, loss
@@ -380,7 +418,8 @@ def vi_step(module, likelihood, X, y, weights, q, curvature, *, learning_rate, b
 def kl_divergence(q):
     """``KL(q || p)`` for ``q = N(mu, (S + delta I)^-1)`` and the prior ``p = N(0, I / delta)``:
     ``1/2 (sum_j delta / (s_j + delta) - P + log|S + delta I| - P log delta) + delta/2 |mu|^2``
-    with ``s_j`` the eigenvalues of ``S`` (its diagonal for a diagonal ``q``).
+    with ``s_j`` the eigenvalues of ``S`` (its diagonal for a diagonal ``q``; for
+    a K-FAC ``q`` the products of the factors' eigenvalues over ``N``, layer by layer).
 
     For a full ``q`` held as a Cholesky factor ``L`` of ``S + delta I`` (as every VI
     step leaves it), ``sum_j delta / (s_j + delta) = delta tr((S + delta I)^-1)``
@@ -418,10 +457,11 @@ def train_vi(module, likelihood, X, y, weights, *, prior_precision, method, stru
     """Fit ``q = N(mu, (S + delta I)^-1)`` by VOGN (``method='vogn'``) or OGN.
 
     ``mu`` starts at the module's weights and ``S`` at ``initial_precision``
-    times the identity (``structure`` 'full') or its diagonal ('diag'), or,
-    for ``initial_precision='auto'``, at the full-data GGN at those weights:
-    the data's own curvature scale, so the first steps are damped
-    Gauss-Newton steps whatever N and the noise are. The mean's step is
+    times the identity (``structure`` 'full'), its diagonal ('diag') or the
+    factors ``G_l = initial_precision I``, ``A_l = N I`` ('kron', an MLP), or,
+    for ``initial_precision='auto'``, at the full-data GGN at those weights
+    (for 'kron' its K-FAC factors): the data's own curvature scale, so the
+    first steps are damped Gauss-Newton steps whatever N and the noise are. The mean's step is
     ``learning_rate`` times the bias-corrected ``momentum`` average of the
     gradient, preconditioned by the current precision (see
     :func:`_step_size` for its ramp).
@@ -442,7 +482,14 @@ def train_vi(module, likelihood, X, y, weights, *, prior_precision, method, stru
     mean = flat_parameters(module).to(torch.float64)
     n_params = mean.numel()
     shape = (n_params,) if structure == "diag" else (n_params, n_params)
-    if initial_precision == "auto":
+    if structure == "kron":
+        total = _total_weight(X, weights)
+        if initial_precision == "auto":
+            curvature = KronCurvature(*kfac_factors(module, likelihood, X, weights))
+        else:
+            curvature = KronCurvature.identity(module, total, float(initial_precision),
+                                               device=mean.device)
+    elif initial_precision == "auto":
         _, curvature, _ = data_gradient_and_ggn(module, likelihood, X, y, weights, mean[None],
                                                 structure)
     else:
@@ -472,7 +519,11 @@ def train_vi(module, likelihood, X, y, weights, *, prior_precision, method, stru
                 return math.inf
             epoch_data += data
         if callback is not None:
-            callback(VIState(epoch, q.mean.clone(), add_to_diagonal(curvature, prior_precision)))
+            if isinstance(curvature, KronCurvature):
+                precision = curvature.plus_identity(prior_precision, n_params)
+            else:
+                precision = add_to_diagonal(curvature, prior_precision)
+            callback(VIState(epoch, q.mean.clone(), precision))
         return epoch_data + kl_divergence(q)
 
     def on_plateau(epoch):

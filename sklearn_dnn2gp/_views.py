@@ -312,6 +312,12 @@ class GPViewMixin:
         check_is_fitted(self)
         if self._fitted("inference") != "vi":
             raise ValueError("iterate_gp needs an estimator fitted with inference='vi'.")
+        if self._structure() == "kron":
+            # Theorem 2 holds for the exact step; a K-FAC q averages its factors one by
+            # one, so its next iterate is not the posterior of that GP.
+            raise ValueError("iterate_gp needs a full or diagonal q (posterior='full' or "
+                             "'diag'); a K-FAC q (posterior='kron') is not the posterior "
+                             "of Theorem 2's GP.")
         X = self._validate_X(X)
         check_consistent_length(X, y)
         weights = None
