@@ -62,9 +62,13 @@ _INFERENCE = """\
         Structure of the GGN, and under ``inference='vi'`` of the precision
         of ``q``. ``'full'`` is exact: a P x P matrix (or N K x N K in
         function space, when smaller), memory ~ 8 P^2 bytes a few times over
-        and time ~ P^3. ``'kron'`` (Laplace only) is K-FAC: per layer the
+        and time ~ P^3. ``'kron'`` is K-FAC (MLPs only): per layer the
         Kronecker product of a d_out x d_out and a (d_in + 1) x (d_in + 1)
-        factor, no correlations between layers, for MLPs of real size.
+        factor, no correlations between layers, for MLPs of real size. Under
+        VI (noisy-K-FAC-style VOGN) ``S`` keeps running averages of the
+        minibatches' factors, averaged factor by factor (the standard K-FAC
+        approximation, not the average of the Kronecker products), and
+        :meth:`iterate_gp` is not available.
         ``'diag'`` keeps the diagonal only. ``'auto'``: for Laplace, the full
         posterior while it is expected to need at most a quarter of the
         memory available and at most 30 s, else ``'kron'``. For VI,
@@ -186,7 +190,8 @@ _TRAINING = """\
         With ``inference='vi'``, called after every epoch as
         ``callback(state)`` with a ``VIState`` (``iteration``, ``mean``,
         ``precision``: copies as tensors; ``precision`` is the diagonal for
-        ``posterior='diag'``). Pass a state to :meth:`iterate_gp` to see the
+        ``posterior='diag'``, else the P x P matrix, for ``'kron'`` formed from
+        its factors at O(P^2) memory per epoch). Pass a state to :meth:`iterate_gp` to see the
         GP and its kernel at that iterate.
     warm_start : bool, default=False
         Start training from the weights of the previous call to ``fit`` when
