@@ -58,7 +58,10 @@ class DNN2GPClassifier(ClassifierMixin, BaseDNN2GP):
         (``'mc'``, ``'probit'``) are then underconfident. On standardised
         digits (64-50-10, ``prior_precision=1``, the evidence's choice) the
         test NLL / ECE were: plug-in 0.071 / 0.012, bridge 0.069 / 0.010,
-        probit 0.46 / 0.31, MC 0.74 / 0.45.
+        probit 0.46 / 0.31, MC 0.74 / 0.45. Per-layer precisions set by the
+        evidence (``prior_structure='layerwise'``) do not cure this: on the
+        same data they chose ``[4.0, 0.07]`` and probit reached 0.63 / 0.42
+        (``benchmarks/bench_layerwise.py``).
     link_samples : int, default=100
         Draws for ``link_approximation='mc'`` (seeded by ``random_state``, so
         repeated calls agree).
