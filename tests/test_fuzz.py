@@ -571,6 +571,50 @@ def test_maximize_evidence_hyperparameter_names(hyperparameters):
             _fail(label, f"changed {fixed}, which was not to be optimised")
 
 
+# ------------------------------------------------------ per-layer precisions
+@settings(FUZZ, max_examples=30)
+@example(seed=0, posterior="full", task="regression", first=1e-12, second=1e8,
+         other_first=1e8, other_second=1e-12)
+@example(seed=0, posterior="kron", task="classification", first=1e8, second=1e-12,
+         other_first=1e-12, other_second=1e8)
+@given(seed=st.integers(0, 2**16), posterior=st.sampled_from(["full", "diag", "kron"]),
+       task=st.sampled_from(["regression", "classification"]),
+       first=log_uniform(-12, 8), second=log_uniform(-12, 8),
+       other_first=log_uniform(-12, 8), other_second=log_uniform(-12, 8))
+def test_layerwise_outputs(seed, posterior, task, first, second, other_first, other_second):
+    # Per-layer precisions far apart: the rescaled coordinates of ScaledPosterior
+    # span the ratio's square root.
+    if task == "regression":
+        X, y = regression_data(seed, 30)
+        est = FixedRegressor(hidden_layer_sizes=(8,), posterior=posterior,
+                             prior_precision=[first, second], max_iter=30, random_state=seed)
+    else:
+        X, y = classification_data(seed, 30, 3, False)
+        est = FixedClassifier(hidden_layer_sizes=(8,), posterior=posterior,
+                              prior_precision=[first, second], max_iter=30, random_state=seed)
+    fam = "layerwise"
+    name = f"{_short(est)}.fit(X, y) [seed={seed}]"
+    fitted = _check_outputs(fam, name, lambda: _quiet_fit(est, X, y), "fitted")
+    if fitted is None:
+        return
+    X_test = np.vstack([eval_points(seed), 100 * eval_points(seed)])
+    if task == "regression":
+        _check_outputs(fam, f"{name}.predict(X_test, return_std=True)",
+                       lambda: fitted.predict(X_test, return_std=True),
+                       ("finite", "nonnegative"))
+        theta = np.log([other_first, other_second, 1.0])
+    else:
+        _check_outputs(fam, f"{name}.predict_proba(X_test, 'probit')",
+                       lambda: fitted.predict_proba(X_test, link_approximation="probit"),
+                       "proba")
+        _check_outputs(fam, f"{name}.predict_uncertainty(X_test)",
+                       lambda: fitted.predict_uncertainty(X_test),
+                       ("nonnegative", "nonnegative"))
+        theta = np.log([other_first, other_second])
+    _check_outputs(fam, f"{name}.log_marginal_likelihood(theta={theta!r})",
+                   lambda: fitted.log_marginal_likelihood(theta), "finite")
+
+
 # ---------------------------------------------------------------- summary
 def test_zz_summary(capsys):
     # Named to run last: reports how many cases this module checked.
