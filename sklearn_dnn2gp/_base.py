@@ -9,13 +9,14 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import (
     _check_sample_weight,
     validate_data,
 )
 
-from ._auto import Trial, search_log_ratio
+from ._auto import LOG_BOUNDS, Trial, search_log_ratio
 from ._curvature import is_mlp
 from ._evidence import maximize_log_evidence
 from ._laplace import POSTERIORS, laplace
@@ -127,6 +128,11 @@ class _Fit(NamedTuple):
 
 # The noise scale maximised on each ray stays within this factor of where it was trained.
 _NOISE_SPAN = 1e3
+# noise_std='auto' stays above this fraction of y's std: a noise variance of 1e-5 of
+# y's, the lower bound of scikit-learn's WhiteKernel. On noise-free targets the
+# evidence grows without bound as sigma -> 0, and training at delta sigma^2 ~ 1e-8
+# (where the search's bound stopped it) hit max_iter without converging.
+_NOISE_FLOOR = 10 ** -2.5
 # The search's trials stop at this multiple of ``tol``.
 _TRIAL_TOL_FACTOR = 10.0
 # Where the search of delta * sigma^2 starts for standardised targets (sigma relative
@@ -147,8 +153,9 @@ def _profile(evidence, log_ratio, delta, scale, *, direction=1.0, profile_noise,
     def along_ray(c):
         return float(evidence(ratio / c[0] ** 2, noise_std=noise_at(c[0])))
 
+    low = max(scale / _NOISE_SPAN, _NOISE_FLOOR)
     (c,), value = maximize_log_evidence(
-        along_ray, [scale], [[scale / _NOISE_SPAN, scale * _NOISE_SPAN]])
+        along_ray, [max(scale, low)], [[low, max(scale * _NOISE_SPAN, low)]])
     return value, {"prior_precision": ratio / c**2, "noise_scale": float(c)}
 
 
@@ -458,7 +465,7 @@ class BaseDNN2GP(GPViewMixin, BaseEstimator):
             (delta, c), _ = maximize_log_evidence(
                 lambda theta: float(fit.evidence(theta[0], noise_std=self._noise_at(theta[1]))),
                 [trial.hyperparameters["prior_precision"], scale],
-                [[1e-8, 1e8], [scale / _NOISE_SPAN, scale * _NOISE_SPAN]])
+                [[1e-8, 1e8], [max(scale / _NOISE_SPAN, _NOISE_FLOOR), scale * _NOISE_SPAN]])
             return math.log(delta * c**2)
 
         if fixed_delta is not None:
@@ -468,7 +475,12 @@ class BaseDNN2GP(GPViewMixin, BaseEstimator):
         # Only where the closed form is at hand: a regressor's profile already holds
         # the spectrum its maximisation needs.
         both = noise_auto and fixed_delta is None
-        best, trials = search_log_ratio(evaluate, start, propose=propose if both else None)
+        bounds = LOG_BOUNDS
+        if noise_auto and fixed_delta is not None:
+            # Here t fixes the noise: sigma^2 = exp(t) / delta.
+            bounds = (max(LOG_BOUNDS[0], math.log(fixed_delta * _NOISE_FLOOR**2)), LOG_BOUNDS[1])
+        best, trials = search_log_ratio(evaluate, start, propose=propose if both else None,
+                                        bounds=bounds)
         finalists = [best]
         if fixed is None and self._layerwise():
             layered, more = self._search_layers(evaluate, best)
@@ -507,6 +519,11 @@ class BaseDNN2GP(GPViewMixin, BaseEstimator):
         for value, chosen, fit in final:
             self.evidence_trace_.append(entry(chosen, value, fit.n_iter))
         fit.emit_warnings()
+        if noise_auto and chosen["noise_scale"] <= _NOISE_FLOOR * (1 + 1e-3):
+            warnings.warn(
+                f"The evidence put noise_std at its lower bound, {_NOISE_FLOOR:.3g} times "
+                "the standard deviation of y: the targets look noise-free. Set noise_std "
+                "to the noise you expect if that is so.", ConvergenceWarning)
         return fit
 
     def _search_layers(self, evaluate, best):

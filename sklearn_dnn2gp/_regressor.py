@@ -45,7 +45,11 @@ class DNN2GPRegressor(RegressorMixin, BaseDNN2GP):
         units of ``y``; one value per target for multi-output ``y``.
         ``'auto'``: set by the evidence during ``fit`` together with
         ``prior_precision`` (see there), as one common multiple of each
-        target's standard deviation; ``noise_std_`` holds the result.
+        target's standard deviation; ``noise_std_`` holds the result. It
+        stays above ``10**-2.5`` times that standard deviation (a noise
+        variance of 1e-5 of y's, the lower bound of scikit-learn's
+        ``WhiteKernel``); a ConvergenceWarning says when the evidence chose
+        that bound, i.e. the targets look noise-free.
     normalize_y : bool, default=True
         Train on targets standardised per target (weighted by
         ``sample_weight``), as ``GaussianProcessRegressor(normalize_y=True)``,

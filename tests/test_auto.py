@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 from sklearn.datasets import make_blobs
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import BayesianRidge
 
 from sklearn_dnn2gp import DNN2GPClassifier, DNN2GPRegressor
@@ -172,3 +173,18 @@ def test_search_on_a_known_curve():
     assert abs(best.log_ratio - peak) < XTOL
     assert len(trials) <= 7
     assert _vertex([(0.0, 0.0), (1.0, 1.0), (2.0, 0.0)]) == 1.0
+
+
+@pytest.mark.filterwarnings("ignore:L-BFGS reached max_iter")
+def test_noise_free_targets_stop_at_the_noise_floor():
+    # y an exact function of X: the evidence grows without bound as sigma -> 0; the
+    # search stops at the floor (a noise variance of 1e-5 of y's, as WhiteKernel's
+    # default bound) and says why.
+    rng = np.random.RandomState(0)
+    X = rng.uniform(-1, 1, (40, 2))
+    y = 3 * X[:, 0] + 1
+    reg = DNN2GPRegressor(hidden_layer_sizes=(4,), max_iter=200, random_state=0)
+    with pytest.warns(ConvergenceWarning, match="look noise-free"):
+        reg.fit(X, y)
+    assert reg.noise_std_[0] == pytest.approx(10**-2.5 * y.std(), rel=1e-3)
+    assert min(t["noise_std"] for t in reg.evidence_trace_) >= 10**-2.5 * y.std() * (1 - 1e-9)
