@@ -253,6 +253,18 @@ def _mlp_ggn(linears, activations, likelihood, X, weights, structure):
     return G
 
 
+def mlp_structure_for_kron(module):
+    """``(linears, activations)`` of an MLP, or the ValueError of ``posterior='kron'``
+    for any other network."""
+    structure = _mlp_structure(module)
+    if structure is None:
+        raise ValueError(
+            "posterior='kron' needs a network of Linear layers and elementwise "
+            f"activations; got {type(module).__name__}. Use posterior='diag' or 'full'."
+        )
+    return structure
+
+
 @torch.no_grad()
 def kfac_factors(module, likelihood, X, weights=None):
     """The K-FAC factors of an MLP's GGN, per ``Linear`` layer.
@@ -265,13 +277,7 @@ def kfac_factors(module, likelihood, X, weights=None):
     ``(G_l, A_l, order_l)`` per layer: float64 factors and the positions of the
     layer's ``(o, j)`` entries in the flat parameter vector.
     """
-    structure = _mlp_structure(module)
-    if structure is None:
-        raise ValueError(
-            "posterior='kron' needs a network of Linear layers and elementwise "
-            f"activations; got {type(module).__name__}. Use posterior='diag' or 'full'."
-        )
-    linears, activations = structure
+    linears, activations = mlp_structure_for_kron(module)
     sizes = [lin.weight.numel() + lin.bias.numel() for lin in linears]
     offsets = [sum(sizes[:i]) for i in range(len(sizes))]
     G = [torch.zeros(l.out_features, l.out_features, dtype=torch.float64, device=X.device)

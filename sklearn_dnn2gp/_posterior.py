@@ -14,7 +14,13 @@ import math
 
 import torch
 
-from ._curvature import _module_order, ggn, kfac_factors, whitened_jacobians
+from ._curvature import (
+    _module_order,
+    ggn,
+    kfac_factors,
+    mlp_structure_for_kron,
+    whitened_jacobians,
+)
 from ._network import flat_parameters
 
 
@@ -389,7 +395,7 @@ class KronCurvature:
         standardised inputs with unit variance, so the factors start on the scale the
         data's will have)."""
         factors, offset = [], 0
-        for linear in _linears(module):
+        for linear in mlp_structure_for_kron(module)[0]:
             d_out, d_in = linear.weight.shape
             eye = lambda d: torch.eye(d, dtype=dtype, device=device)  # noqa: E731
             factors.append((value * eye(d_out), total_weight * eye(d_in + 1),
@@ -432,18 +438,6 @@ class KronCurvature:
     def plus_identity(self, value, n_parameters):
         """``S + value I`` as a dense matrix (what a VI callback receives)."""
         return add_to_diagonal(self.dense(n_parameters), value)
-
-
-def _linears(module):
-    from ._curvature import _mlp_structure
-
-    structure = _mlp_structure(module)
-    if structure is None:
-        raise ValueError(
-            "posterior='kron' needs a network of Linear layers and elementwise "
-            f"activations; got {type(module).__name__}. Use posterior='diag' or 'full'."
-        )
-    return structure[0]
 
 
 def from_curvature(mean, curvature, prior_precision):
@@ -612,6 +606,14 @@ class KronPosterior(_Gaussian):
         return self.mean.to(torch.float64) + z
 
 
+def split_precisions(prior_precisions):
+    """Per-parameter precisions ``delta`` (P,) as ``(delta0, root)`` with ``delta =
+    delta0 / root^2``: ``delta0`` their geometric mean, so that ``root`` stays near 1."""
+    delta = torch.as_tensor(prior_precisions, dtype=torch.float64)
+    delta0 = float(torch.exp(torch.log(delta).mean()))
+    return delta0, torch.sqrt(delta0 / delta)
+
+
 class ScaledPosterior:
     """A Laplace posterior under a prior with one precision per parameter,
     ``N(0, diag(delta)^-1)``, as a change of variables of an isotropic one.
@@ -635,12 +637,8 @@ class ScaledPosterior:
     def wrap(cls, posterior, prior_precisions):
         """``posterior`` (isotropic, built at any ``delta``) under the per-parameter
         precisions ``prior_precisions`` (P,)."""
-        delta = prior_precisions.to(torch.float64)
-        # delta0: the geometric mean, so that ``root`` stays near 1.
-        delta0 = float(torch.exp(torch.log(delta).mean()))
-        root = torch.sqrt(delta0 / delta)
-        inner = posterior.rescaled(root).with_hyperparameters(prior_precision=delta0)
-        return cls(inner, root)
+        delta0, root = split_precisions(prior_precisions)
+        return cls(posterior.rescaled(root).with_hyperparameters(prior_precision=delta0), root)
 
     # ------------------------------------------------------------- attributes
     @property
@@ -688,13 +686,11 @@ class ScaledPosterior:
         if torch.allclose(ratio, ratio[0].expand_as(ratio), rtol=1e-12, atol=0):
             return ScaledPosterior(self.inner.with_hyperparameters(
                 float(ratio[0]), curvature_scale), self.root)
-        # Other proportions: the isotropic structure of the original coordinates,
-        # rescaled to the new ones.
-        rescaled = ScaledPosterior.wrap(self.inner.rescaled(1.0 / self.root), delta)
-        if curvature_scale is None:
-            return rescaled
-        return ScaledPosterior(
-            rescaled.inner.with_hyperparameters(curvature_scale=curvature_scale), rescaled.root)
+        # Other proportions: w / root' = (w / root) / (root' / root), one rescaling of
+        # the inner structure.
+        delta0, root = split_precisions(delta)
+        inner = self.inner.rescaled(root / self.root)
+        return ScaledPosterior(inner.with_hyperparameters(delta0, curvature_scale), root)
 
     def with_mean(self, mean):
         return ScaledPosterior(self.inner.with_mean(mean / self.root), self.root)

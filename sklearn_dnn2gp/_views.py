@@ -28,6 +28,7 @@ from ._network import (
     n_parameters,
     set_flat_parameters,
 )
+from ._posterior import split_precisions
 from ._resources import (
     check_memory,
     jacobian_bytes,
@@ -432,9 +433,8 @@ class GPViewMixin:
         if np.ndim(delta):
             # Per-layer precisions: the kernel M diag(1 / delta) M^T is that of the
             # columns M sqrt(delta0 / delta) at the common delta0.
-            per_parameter = self._expand_prior(delta)
-            delta = float(torch.exp(torch.log(per_parameter).mean()))
-            M = M * torch.sqrt(delta / per_parameter)
+            delta, root = split_precisions(self._expand_prior(delta))
+            M = M * root
         value = (whitened_log_evidence(M, u, delta, space=space)
                  + 0.5 * (n * k - n_observations) * LOG_2PI + 0.5 * log_det)
         value = float(value) - self._log_target_scale(count)
