@@ -257,8 +257,8 @@ class BaseDNN2GP(GPViewMixin, BaseEstimator):
             raise ValueError("Per-layer prior precisions (prior_structure='layerwise' or an "
                              "array prior_precision) are available with "
                              "inference='laplace'; VI takes one prior precision.")
-        self._posterior_groups, _ = parameter_groups(module, self._posterior_module(module))
-        posterior_module = module if self._fitted("subset_of_weights") == "all" else module[-1:]
+        posterior_module = self._posterior_module(module)
+        self._posterior_groups, _ = parameter_groups(module, posterior_module)
         self._posterior_structure = self._resolve_structure(
             posterior_module, n * n_outputs, n_params, device, batch_rows=batch_size * n_outputs)
         self._evidence_structure = self._posterior_structure
@@ -367,16 +367,14 @@ class BaseDNN2GP(GPViewMixin, BaseEstimator):
                 or np.ndim(self._fitted("prior_precision")) == 1)
 
     def _resolve_prior_precision(self):
-        """A fixed ``prior_precision`` as a float or, per layer, an array of
-        ``_n_prior_groups`` floats; None for 'auto'."""
+        """A fixed ``prior_precision`` as a float (every layer's, with
+        ``prior_structure='layerwise'``: :meth:`_train_at` spreads it) or, per
+        layer, an array of ``_n_prior_groups`` floats; None for 'auto'."""
         value = self._fitted("prior_precision")
         if isinstance(value, str):
             return None
         if np.ndim(value) == 0:
-            value = _positive_float(value, "prior_precision")
-            if not self._layerwise():
-                return value
-            return np.full(self._n_prior_groups, value)
+            return _positive_float(value, "prior_precision")
         values = np.asarray(value, dtype=np.float64)
         if values.shape != (self._n_prior_groups,) or not np.all(np.isfinite(values)) or \
                 not np.all(values > 0):
@@ -518,6 +516,7 @@ class BaseDNN2GP(GPViewMixin, BaseEstimator):
         final.sort(key=lambda item: item[0] if math.isfinite(item[0]) else -math.inf)
         for value, chosen, fit in final:
             self.evidence_trace_.append(entry(chosen, value, fit.n_iter))
+        _, chosen, fit = final[-1]
         fit.emit_warnings()
         if noise_auto and chosen["noise_scale"] <= _NOISE_FLOOR * (1 + 1e-3):
             warnings.warn(
@@ -683,8 +682,8 @@ class BaseDNN2GP(GPViewMixin, BaseEstimator):
         float is every layer's), and the form the evidence takes."""
         if prior_precision is None:
             prior_precision = self.prior_precision_
-        elif not (isinstance(prior_precision, np.ndarray)
-                  and prior_precision.shape == (self._n_prior_values(),) != (1,)):
+        elif not (self._layerwise() and isinstance(prior_precision, np.ndarray)
+                  and prior_precision.shape == (self._n_prior_groups,)):
             # One value per layer comes only from theta, which is checked there.
             prior_precision = _positive_float(prior_precision, "prior_precision")
         return prior_precision, self._expand_prior(prior_precision)
