@@ -183,7 +183,8 @@ def test_noise_free_targets_stop_at_the_noise_floor():
     rng = np.random.RandomState(0)
     X = rng.uniform(-1, 1, (40, 2))
     y = 3 * X[:, 0] + 1
-    reg = DNN2GPRegressor(hidden_layer_sizes=(4,), max_iter=200, random_state=0)
+    # A linear model fits y exactly, whatever machine: the residuals are round-off.
+    reg = DNN2GPRegressor(hidden_layer_sizes=(), max_iter=200, random_state=0)
     with pytest.warns(ConvergenceWarning, match="look noise-free"):
         reg.fit(X, y)
     assert reg.noise_std_[0] == pytest.approx(10**-2.5 * y.std(), rel=1e-3)
