@@ -12,6 +12,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils._param_validation import InvalidParameterError
 
+from sklearn_dnn2gp import DNN2GPClassifier, DNN2GPRegressor
 from sklearn_dnn2gp._utils import worker_torch_threads
 from sklearn_dnn2gp.model_selection import (
     EvidenceSearchCV,
@@ -196,6 +197,13 @@ def test_scorer_with_gridsearchcv_selects_as_the_search(data):
     assert grid_search.best_params_ == search.best_params_
     np.testing.assert_allclose(grid_search.cv_results_["mean_test_score"],
                                search.results_["log_marginal_likelihood"], rtol=1e-10)
+    # cv_results_ has every key of GridSearchCV's for this one split, in the same meaning,
+    # so code written for scikit-learn's searches reads the evidence search unchanged.
+    assert set(grid_search.cv_results_) <= set(search.cv_results_)
+    for key in ("mean_test_score", "split0_test_score", "rank_test_score", "std_test_score"):
+        np.testing.assert_allclose(search.cv_results_[key], grid_search.cv_results_[key],
+                                   rtol=1e-10)
+    assert search.cv_results_["params"] == grid_search.cv_results_["params"]
 
 
 @pytest.mark.parametrize(
@@ -447,3 +455,73 @@ def test_search_through_dask(data):
     assert search.best_params_ == reference.best_params_
     assert reuse.best_params_ == reference.best_params_
     assert torch.get_num_threads() == 1
+
+
+# Every documented search and scorer on estimators left at their defaults ('auto'
+# prior and noise, normalize_y) and on per-layer priors: an 'auto' value is chosen
+# inside each fit, never passed to the closed form.
+DEFAULT_ESTIMATORS = {
+    "regressor": lambda: DNN2GPRegressor(hidden_layer_sizes=(5,), random_state=0),
+    "regressor, raw y": lambda: DNN2GPRegressor(hidden_layer_sizes=(5,), normalize_y=False,
+                                                random_state=0),
+    "regressor, layerwise": lambda: DNN2GPRegressor(hidden_layer_sizes=(5,),
+                                                    prior_structure="layerwise",
+                                                    random_state=0),
+    "classifier": lambda: DNN2GPClassifier(hidden_layer_sizes=(5,), random_state=0),
+    "classifier, layerwise": lambda: DNN2GPClassifier(hidden_layer_sizes=(5,),
+                                                      prior_structure="layerwise",
+                                                      random_state=0),
+}
+
+
+def _default_data(name, data):
+    X, y = data
+    if name.startswith("classifier"):
+        return X, (y > 0).astype(int)
+    return X, 100.0 * y + 50.0  # raw units: 'auto' and normalize_y must cope
+
+
+def _grids(estimator):
+    grids = [{"prior_precision": [1.0, 10.0]}, {"hidden_layer_sizes": [(3,), (5,)]}]
+    if "noise_std" in estimator.get_params():
+        grids += [{"noise_std": [5.0, 20.0]},
+                  {"prior_precision": ["auto", 1.0, 10.0], "noise_std": [10.0, "auto"]}]
+    return grids
+
+
+@pytest.mark.parametrize("reuse_network", [False, True])
+@pytest.mark.parametrize("name", DEFAULT_ESTIMATORS)
+def test_search_on_default_estimators(data, name, reuse_network):
+    X, y = _default_data(name, data)
+    estimator = DEFAULT_ESTIMATORS[name]()
+    for grid in _grids(estimator):
+        search = EvidenceSearchCV(estimator, grid, reuse_network=reuse_network,
+                                  error_score="raise").fit(X, y)
+        scores = search.results_["log_marginal_likelihood"]
+        trained = search.results_["trained"]
+        assert np.isfinite(scores[trained]).all(), (grid, scores)
+        assert search.best_score_ == search.best_estimator_.log_marginal_likelihood_
+        # The winner is a fit at its candidate: an 'auto' left to its fit, the rest as
+        # asked.
+        fitted = search.best_estimator_
+        for key, value in search.best_params_.items():
+            if key in ("prior_precision", "noise_std") and value != "auto":
+                np.testing.assert_allclose(getattr(fitted, key + "_"), value)
+        if reuse_network:
+            closed = search.results_["closed_form_log_marginal_likelihood"]
+            # The closed form at a trained candidate's own setting is its exact evidence.
+            best = search.best_index_
+            np.testing.assert_allclose(closed[best], scores[best], rtol=1e-8)
+
+
+@pytest.mark.parametrize("name", DEFAULT_ESTIMATORS)
+def test_scorer_and_maximize_on_default_estimators(data, name):
+    X, y = _default_data(name, data)
+    estimator = DEFAULT_ESTIMATORS[name]()
+    idx = np.arange(len(X))
+    search = GridSearchCV(estimator, {"prior_precision": [1.0, "auto"]},
+                          scoring=evidence_scorer, cv=[(idx, idx)], error_score="raise")
+    search.fit(X, y)
+    assert np.isfinite(search.cv_results_["mean_test_score"]).all()
+    fitted = maximize_evidence(make_pipeline(StandardScaler(), estimator), X, y)
+    assert np.isfinite(fitted[-1].log_marginal_likelihood_)

@@ -69,7 +69,7 @@ def _fit_group(estimator, params_list, group, X, y, fit_params, *, max_retrain, 
             t0 = time.perf_counter()
             try:
                 closed_form[k] = model.log_marginal_likelihood(**settings[k])
-            except ValueError:
+            except (ValueError, TypeError):
                 # The closed form only proposes what to train next, so a setting it
                 # rejects is not proposed rather than aborting the whole search.
                 closed_form[k] = np.nan
@@ -148,6 +148,14 @@ def _closed_form_setting(params, base, names, prefix):
     return setting
 
 
+def _is_scalar(value):
+    """Whether a closed-form hyperparameter's value is one number to climb over
+    (or an invalid one, which fails in its own fit), not 'auto' nor a vector."""
+    if isinstance(value, str):
+        return value != "auto"
+    return np.ndim(value) == 0
+
+
 def _freeze(value):
     """A hashable, order-insensitive stand-in for a parameter value."""
     if isinstance(value, dict):
@@ -176,26 +184,27 @@ def _candidate_groups(estimator, candidates, reuse_network):
     prefix = _evidence_prefix(estimator)
     base = estimator.get_params()
     names = [prefix + name for name in _CLOSED_FORM if prefix + name in base]
-    # Per-target noise vectors may only be rescaled as a whole in closed form;
-    # such candidates are trained separately.
-    names = [name for name in names if all(
-        np.ndim(params.get(name, base[name])) == 0 for params in candidates)]
     groups, alone = {}, []
     for i, params in enumerate(candidates):
-        setting = _closed_form_setting(params, base, names, prefix)
+        # A value the fit chooses ('auto') or a vector (per-target noise, per-layer
+        # precisions, rescaled only as a whole in closed form) is not climbed over:
+        # it is part of what the group shares, and the closed form takes the fitted
+        # value for it.
+        free = [name for name in names if _is_scalar(params.get(name, base[name]))]
+        setting = _closed_form_setting(params, base, free, prefix)
         if setting is None:
             # An invalid value has no closed form and no log for the median: it is
             # trained on its own, fails like an unshared candidate and is scored
             # error_score, and leaves the valid candidates' networks alone.
-            raw = {name[len(prefix):]: params.get(name, base[name]) for name in names}
+            raw = {name[len(prefix):]: params.get(name, base[name]) for name in free}
             alone.append(_alone(i, [raw]))
             continue
-        key = _freeze({k: v for k, v in params.items() if k not in names})
+        shared = {k: v for k, v in params.items() if k not in free}
+        key = (tuple(free), _freeze(shared))
         groups.setdefault(key, []).append(i)
     result = []
-    for idx in groups.values():
-        settings = [_closed_form_setting(candidates[i], base, names, prefix)
-                    for i in idx]
+    for (free, _), idx in groups.items():
+        settings = [_closed_form_setting(candidates[i], base, free, prefix) for i in idx]
         if settings and settings[0]:
             logs = np.log([[s[k] for k in sorted(s)] for s in settings])
             start = int(np.argmin(((logs - np.median(logs, axis=0)) ** 2).sum(1)))

@@ -26,6 +26,25 @@ def _first_argmax(values):
     return int(np.nanargmax(values))
 
 
+def _as_cv_results(results):
+    """``results_`` under the names scikit-learn's searches use, as one split whose
+    test score is the evidence (the arrays are shared, not copied)."""
+    cv_results = dict(results)
+    scores = results["log_marginal_likelihood"]
+    zeros = np.zeros_like(scores)
+    cv_results.update({
+        "split0_test_score": scores,
+        "mean_test_score": scores,
+        "std_test_score": zeros,
+        "rank_test_score": results["rank_log_marginal_likelihood"],
+        "mean_fit_time": results["fit_time"],
+        "std_fit_time": zeros,
+        "mean_score_time": results["score_time"],
+        "std_score_time": zeros,
+    })
+    return cv_results
+
+
 class EvidenceSearchCV(MetaEstimatorMixin, BaseEstimator):
     """Select hyperparameters by the training-set marginal likelihood.
 
@@ -135,6 +154,14 @@ class EvidenceSearchCV(MetaEstimatorMixin, BaseEstimator):
         and ``trained``. With ``reuse_network=True`` also
         ``closed_form_log_marginal_likelihood``: the closed-form evidence of
         the group's best network at the candidate's hyperparameters.
+
+    cv_results_ : dict of numpy (masked) ndarrays
+        ``results_`` with, in addition, the keys of
+        ``GridSearchCV.cv_results_`` for a single split whose test score is
+        the evidence: ``split0_test_score``, ``mean_test_score``,
+        ``rank_test_score``, ``mean_fit_time``, ``mean_score_time`` and their
+        ``std_*`` (zeros), so that code written for scikit-learn's searches
+        reads it unchanged.
 
     best_estimator_ : estimator
         The fitted estimator of the best candidate.
@@ -300,6 +327,7 @@ class EvidenceSearchCV(MetaEstimatorMixin, BaseEstimator):
             n_networks += 1
 
         self.results_ = results
+        self.cv_results_ = _as_cv_results(results)
         self.best_index_ = best
         self.best_params_ = candidates[best]
         self.best_score_ = float(scores[best])
