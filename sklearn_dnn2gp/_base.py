@@ -20,6 +20,7 @@ from ._auto import LOG_BOUNDS, Trial, search_log_ratio
 from ._curvature import is_mlp
 from ._evidence import maximize_log_evidence
 from ._laplace import POSTERIORS, laplace
+from ._module_check import check_module
 from ._network import (
     flat_parameters,
     make_mlp,
@@ -225,6 +226,8 @@ class BaseDNN2GP(GPViewMixin, BaseEstimator):
                                  device=device, seed=seed)
         # Deterministic function of the weights: dropout off, batch norm frozen.
         module.eval()
+        if self.module is not None:
+            check_module(module, X_t, n_outputs)
         self._output_dim = n_outputs
         self._prior_groups, self._n_prior_groups = parameter_groups(module)
         fixed_prior = self._resolve_prior_precision()

@@ -6,6 +6,8 @@ import torch
 from torch import nn
 from torch.nn.utils import skip_init
 
+from ._module_check import build_module
+
 ACTIVATIONS = {
     "tanh": nn.Tanh,
     "relu": nn.ReLU,
@@ -71,12 +73,7 @@ def make_module(factory, n_inputs, n_outputs, *, dtype, device, seed):
     """
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        module = factory(n_inputs, n_outputs)
-    if not isinstance(module, nn.Module):
-        raise TypeError(
-            "module must be a callable (n_features, n_outputs) -> torch.nn.Module; it "
-            f"returned {type(module).__name__}."
-        )
+        module = build_module(factory, n_inputs, n_outputs)
     return module.to(device=device, dtype=dtype)
 
 

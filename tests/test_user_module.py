@@ -86,3 +86,150 @@ def test_user_module_refusals():
         FixedRegressor(module=Residual, posterior="kron", max_iter=5).fit(X, y)
     with pytest.raises(ValueError, match="last_layer"):
         FixedRegressor(module=Residual, subset_of_weights="last_layer", max_iter=5).fit(X, y)
+
+
+# Modules that DNN2GP cannot train, differentiate or place a posterior over: each is
+# refused once, at the start of fit, with what is wrong and what is allowed.
+class _Returns(nn.Module):
+    def __init__(self, n_outputs, kind):
+        super().__init__()
+        self.lin = nn.Linear(3, n_outputs)
+        self.kind = kind
+
+    def forward(self, x):
+        out = self.lin(x)
+        return {"tuple": (out,), "dict": {"out": out}, "none": None, "flat": out[:, 0],
+                "3d": out[:, :, None], "int": out.long()}[self.kind]
+
+
+class _Frozen(nn.Module):
+    def __init__(self, which):
+        super().__init__()
+        self.a, self.b = nn.Linear(3, 4), nn.Linear(4, 3)
+        if which in ("first", "all"):
+            self.a.requires_grad_(False)
+        if which == "all":
+            self.b.requires_grad_(False)
+        if which == "int":
+            self.c = nn.Parameter(torch.ones(2, dtype=torch.long), requires_grad=False)
+
+    def forward(self, x):
+        return self.b(torch.tanh(self.a(x)))
+
+
+class _Layers(nn.Module):
+    """Two hidden layers; ``kind`` breaks the module in one way."""
+
+    def __init__(self, kind):
+        super().__init__()
+        self.kind = kind
+        self.a, self.c = nn.Linear(3, 3), nn.Linear(3, 3)
+        if kind == "tied module":
+            self.b = self.a
+        if kind == "tied weight":
+            self.d = nn.Linear(3, 3)
+            self.d.weight = self.c.weight
+        if kind in ("unused", "empty"):
+            self.u = nn.Linear(3, 0 if kind == "empty" else 3)
+        self.register_buffer("count", torch.zeros(()))
+
+    def forward(self, x):
+        h = torch.tanh(self.a(x))
+        if self.kind in ("tied module", "reused"):
+            h = torch.tanh(self.a(h))  # "reused" is allowed: one registration, two calls
+        if self.kind == "buffer":
+            self.count += 1
+        if self.kind == "random":
+            h = h + 0.01 * torch.randn_like(h)
+        if self.kind == "empty":
+            h = h + self.u(x).sum()
+        out = self.c(h)
+        return out + self.d(h) if self.kind == "tied weight" else out
+
+
+class _NoParameters(nn.Module):
+    def forward(self, x):
+        return x
+
+
+def _meta(n_features, n_outputs):
+    with torch.device("meta"):
+        return nn.Linear(n_features, n_outputs)
+
+
+class _Reshape(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv, self.lin = nn.Conv2d(1, 1, 2), nn.Linear(4, 3)
+
+    def forward(self, x):
+        return self.lin(self.conv(x.reshape(-1, 1, 3, 3)).flatten(1))
+
+
+REFUSED = [
+    ("4 outputs for 3 classes", lambda i, o: nn.Linear(i, 4), ValueError,
+     r"shape \(2, 4\).*\(n_samples, 3\).*n_outputs=3"),
+    ("tuple", lambda i, o: _Returns(o, "tuple"), TypeError, "returned tuple"),
+    ("dict", lambda i, o: _Returns(o, "dict"), TypeError, "returned dict"),
+    ("None", lambda i, o: _Returns(o, "none"), TypeError, "returned NoneType"),
+    ("1-d", lambda i, o: _Returns(o, "flat"), ValueError, r"shape \(2,\)"),
+    ("3-d", lambda i, o: _Returns(o, "3d"), ValueError, r"shape \(2, 3, 1\)"),
+    ("integer output", lambda i, o: _Returns(o, "int"), ValueError, "torch.int64"),
+    ("frozen first layer", lambda i, o: _Frozen("first"), ValueError,
+     "not trained \\('a.weight', 'a.bias'.*register_buffer"),
+    ("all frozen", lambda i, o: _Frozen("all"), ValueError, "not trained"),
+    ("frozen integer", lambda i, o: _Frozen("int"), ValueError, "'c'.*not floating point"),
+    ("tied module", lambda i, o: _Layers("tied module"), ValueError,
+     "a.weight = b.weight.*register it once"),
+    ("tied weight", lambda i, o: _Layers("tied weight"), ValueError, "c.weight = d.weight"),
+    ("no parameters", lambda i, o: _NoParameters(), ValueError, "no parameters"),
+    ("0 units", lambda i, o: _Layers("empty"), ValueError, "no elements.*'u.weight'"),
+    ("unused", lambda i, o: _Layers("unused"), ValueError, "does not use.*'u.weight'"),
+    ("buffer update", lambda i, o: _Layers("buffer"), ValueError, "buffers in place.*'count'"),
+    ("random", lambda i, o: _Layers("random"), ValueError, "not a deterministic"),
+    ("instance", nn.Linear(3, 3), TypeError, "factory of networks, not a network.*Linear"),
+    ("signature", lambda: nn.Linear(3, 3), TypeError,
+     r"module\(n_features=3, n_outputs=3\) raised TypeError"),
+    ("meta device", _meta, ValueError, "meta device"),
+    ("reshape", lambda i, o: _Reshape(), ValueError,
+     r"forward failed on 2 training rows of shape \(2, 3\).*invalid"),
+]
+
+
+@pytest.mark.filterwarnings("ignore:Initializing zero-element tensors")
+@pytest.mark.parametrize("inference", ["laplace", "vi"])
+@pytest.mark.parametrize("name, factory, error, match", REFUSED, ids=[r[0] for r in REFUSED])
+def test_user_module_mistakes_are_refused_clearly(name, factory, error, match, inference):
+    rng = np.random.RandomState(0)
+    X = rng.randn(12, 3)
+    y = np.arange(12) % 3
+    before = torch.get_rng_state()
+    clf = FixedClassifier(module=factory, inference=inference, max_iter=2)
+    with pytest.raises(error, match=match):
+        clf.fit(X, y)
+    assert torch.equal(before, torch.get_rng_state())
+    assert not hasattr(clf, "module_")
+
+
+def test_user_module_outputs_follow_the_targets():
+    # The factory's n_outputs: one per target for a regressor, one logit per class, one
+    # logit for two classes; a module of that shape fits, the same one for another
+    # target is refused.
+    rng = np.random.RandomState(0)
+    X = rng.randn(12, 3)
+    for est, y, n_outputs in [(FixedRegressor, X[:, :2], 2),
+                              (FixedClassifier, np.arange(12) % 2, 1),
+                              (FixedClassifier, np.arange(12) % 4, 4)]:
+        est(module=lambda i, o, k=n_outputs: nn.Linear(i, k), max_iter=2).fit(X, y)
+        with pytest.raises(ValueError, match=rf"\(n_samples, {n_outputs}\)"):
+            est(module=lambda i, o, k=n_outputs: nn.Linear(i, k + 1), max_iter=2).fit(X, y)
+
+
+def test_a_layer_called_twice_is_allowed():
+    rng = np.random.RandomState(0)
+    X = rng.randn(20, 3)
+    y = np.arange(20) % 3
+    for inference in ("laplace", "vi"):
+        clf = FixedClassifier(module=lambda i, o: _Layers("reused"), inference=inference,
+                              max_iter=5, random_state=0).fit(X, y)
+        assert clf.predict_proba(X).shape == (20, 3)
