@@ -13,7 +13,7 @@ from sklearn.utils.validation import check_is_fitted, column_or_1d
 from ._base import BaseDNN2GP, finite_evidence, scoped_threads
 from ._docs import fill_shared_parameters
 from ._likelihoods import Bernoulli, Categorical
-from ._links import LINKS, probit_scaled_logits
+from ._links import LINKS, probit_scaled_logits, psd_sqrt
 from ._utils import make_generator, to_numpy, to_tensor
 
 
@@ -344,6 +344,11 @@ class DNN2GPClassifier(ClassifierMixin, BaseDNN2GP):
         ``Cov[y*] = Lambda* + Lambda* J* Sigma J*^T Lambda*`` with
         ``Lambda* = diag(p*) - p* p*^T``: the first term is aleatoric, the
         second epistemic. Their diagonals are returned, one column per class.
+        The epistemic part is the first-order (delta-method) approximation of
+        ``Var_f[p_k(f)]``; it is computed from the positive semi-definite part of
+        the latent covariance, so it is never negative, and capped at 1/4, the
+        largest variance a probability can have, where the linearisation
+        overshoots (far from the data, or with a tiny ``prior_precision``).
 
         Returns
         -------
@@ -354,7 +359,11 @@ class DNN2GPClassifier(ClassifierMixin, BaseDNN2GP):
         X = self._validate_X(X)
         f, var = self._latent(X)
         lam = self.likelihood_.precision(f)
-        epistemic = torch.diagonal(lam @ var @ lam, dim1=1, dim2=2)
+        # diag(Lambda V Lambda) as row norms of Lambda V^1/2: not below 0 where round-off
+        # leaves V slightly indefinite (float32 with a tiny prior precision gave -32).
+        # Eq. 48 is the first-order term of Var_f[p_k(f)], which no probability's
+        # variance exceeds 1/4; far from the data the linearisation can, and is capped.
+        epistemic = ((lam @ psd_sqrt(var)) ** 2).sum(-1).clamp(max=0.25)
         aleatoric = torch.diagonal(lam, dim1=1, dim2=2)
         if f.shape[1] == 1:  # both classes of a Bernoulli share its variance
             epistemic, aleatoric = epistemic.expand(-1, 2), aleatoric.expand(-1, 2)

@@ -19,7 +19,7 @@ def probit_scaled_logits(f, var):
     return f / torch.sqrt(1 + math.pi / 8 * v)
 
 
-def _psd_sqrt(var):
+def psd_sqrt(var):
     """A square root ``L`` with ``L L^T = var`` for (n, K, K) covariances that may be
     singular or, through round-off, slightly indefinite (where a Cholesky fails)."""
     eigvals, eigvecs = torch.linalg.eigh(var)
@@ -46,7 +46,7 @@ def _monte_carlo(f, var, n_samples, generator):
     # estimate does not depend on the other rows of X.
     k = f.shape[1]
     eps = torch.randn(n_samples, 1, k, dtype=f.dtype, generator=generator).to(f.device)
-    samples = f + (_psd_sqrt(var) @ eps[..., None])[..., 0]
+    samples = f + (psd_sqrt(var) @ eps[..., None])[..., 0]
     log_p = torch.log_softmax(samples, dim=2)
     return torch.logsumexp(log_p, dim=0) - math.log(n_samples)
 

@@ -172,13 +172,15 @@ def test_far_points_are_more_uncertain(posterior):
     _, var_train = clf.predict_latent(X)
     _, var_far = clf.predict_latent(far)
     assert var_far[:, 0, 0].min() > 3 * np.median(var_train[:, 0, 0])
-    # Eq. 48: epistemic = Lambda J Sigma J^T Lambda, aleatoric = Lambda.
+    # Eq. 48: epistemic = Lambda J Sigma J^T Lambda (capped at 1/4, the largest variance
+    # of a probability), aleatoric = Lambda.
     epi_train, ale_train = clf.predict_uncertainty(X)
     assert epi_train.shape == ale_train.shape == (100, 2)
     p = clf.predict_proba(X, "plugin")[:, 1]
     np.testing.assert_allclose(ale_train[:, 1], p * (1 - p), rtol=1e-8)
     _, var = clf.predict_latent(X)
-    np.testing.assert_allclose(epi_train[:, 1], (p * (1 - p)) ** 2 * var[:, 0, 0], rtol=1e-8)
+    np.testing.assert_allclose(epi_train[:, 1],
+                               np.minimum((p * (1 - p)) ** 2 * var[:, 0, 0], 0.25), rtol=1e-8)
 
 
 def test_multiclass_uncertainty_decomposition():
@@ -189,7 +191,8 @@ def test_multiclass_uncertainty_decomposition():
     p = _softmax(f)
     lam = np.einsum("nk,kl->nkl", p, np.eye(3)) - p[:, :, None] * p[:, None, :]
     np.testing.assert_allclose(ale, np.diagonal(lam, axis1=1, axis2=2), rtol=1e-10)
-    np.testing.assert_allclose(epi, np.diagonal(lam @ var @ lam, axis1=1, axis2=2), rtol=1e-8)
+    np.testing.assert_allclose(epi, np.minimum(np.diagonal(lam @ var @ lam, axis1=1, axis2=2),
+                                               0.25), rtol=1e-8)
 
 
 def test_kernel_modes():
@@ -262,3 +265,19 @@ def test_digits_accuracy_and_calibration():
     epi_test, _ = clf.predict_uncertainty(X_test)
     epi_noise, _ = clf.predict_uncertainty(noise)
     assert epi_noise.sum(1).mean() > epi_test.sum(1).mean()
+
+
+def test_uncertainty_is_a_label_variance_even_with_round_off(monkeypatch):
+    # Label variances lie in [0, 1/4]: a float32 fit with a vanishing prior precision
+    # (latent variances ~1e30), and a latent covariance left indefinite by round-off.
+    X, y = make_blobs(40, centers=3, random_state=0)
+    clf = FixedClassifier(hidden_layer_sizes=(6,), dtype="float32", prior_precision=1e-30,
+                          posterior="full", max_iter=50, random_state=0).fit(X, y)
+    far = 10 * X
+    epi, ale = clf.predict_uncertainty(far)
+    assert np.all((epi >= 0) & (epi <= 0.25)) and np.all((ale >= 0) & (ale <= 0.25))
+    f, var = clf._latent(clf._validate_X(X[:3]))
+    indefinite = var - 2 * torch.eye(3, dtype=var.dtype) * var.diagonal(dim1=1, dim2=2).max()
+    monkeypatch.setattr(clf, "_latent", lambda X: (f, indefinite))
+    epi, _ = clf.predict_uncertainty(X[:3])
+    assert np.all(epi >= 0)
