@@ -248,6 +248,7 @@ def test_failed_fits_rank_last_or_raise(data):
 
 def test_parallel_equals_sequential(data):
     X, y = data
+    threads = torch.get_num_threads()
     grid = {"prior_precision": [0.1, 10.0]}
     one = EvidenceSearchCV(small_regressor(), grid, n_jobs=1).fit(X, y)
     two = EvidenceSearchCV(small_regressor(), grid, n_jobs=2).fit(X, y)
@@ -255,7 +256,7 @@ def test_parallel_equals_sequential(data):
                                one.results_["log_marginal_likelihood"], rtol=1e-10)
     assert two.best_params_ == one.best_params_
     np.testing.assert_allclose(two.predict(X), one.predict(X), rtol=1e-10)
-    assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == threads
 
 
 def test_worker_threads_are_scoped_to_worker_processes():
@@ -441,6 +442,7 @@ def test_search_through_dask(data):
     distributed = pytest.importorskip("distributed")
     joblib = pytest.importorskip("joblib")
     X, y = data
+    threads = torch.get_num_threads()
     grid = {"prior_precision": [0.1, 10.0], "noise_std": [0.1, 0.3]}
     reference = EvidenceSearchCV(small_regressor(), grid).fit(X, y)
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
@@ -454,7 +456,7 @@ def test_search_through_dask(data):
                                reference.results_["log_marginal_likelihood"], rtol=1e-10)
     assert search.best_params_ == reference.best_params_
     assert reuse.best_params_ == reference.best_params_
-    assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == threads
 
 
 # Every documented search and scorer on estimators left at their defaults ('auto'
