@@ -93,13 +93,21 @@ def _positive_float(value, name):
     return value
 
 
-def finite_evidence(value, **hyperparameters):
-    """``value`` as a float, or a ValueError naming the hyperparameters that made it
-    overflow."""
-    value = float(value)
+def finite_evidence(compute, **hyperparameters):
+    """``compute()`` as a float, or a ValueError naming the hyperparameters that made
+    it overflow or its eigendecomposition fail."""
+    at = ", ".join(f"{name}={np.array2string(np.asarray(v), precision=4)}"
+                   for name, v in hyperparameters.items())
+    try:
+        value = float(compute())
+    except torch.linalg.LinAlgError as exc:
+        # E.g. per-layer precisions 1e300 apart: the rescaled curvature is not
+        # decomposable in float64.
+        raise ValueError(
+            f"The log evidence at {at} could not be computed ({exc}); these "
+            "hyperparameters are too extreme for this network."
+        ) from exc
     if not np.isfinite(value):
-        at = ", ".join(f"{name}={np.array2string(np.asarray(v), precision=4)}"
-                       for name, v in hyperparameters.items())
         raise ValueError(
             f"The log evidence at {at} is not representable in float64 ({value}); "
             "these hyperparameters are too extreme for this network."
@@ -658,8 +666,10 @@ class BaseDNN2GP(GPViewMixin, BaseEstimator):
         n_prior = self._n_prior_values()
 
         def value(t):
-            delta = np.exp(t[:n_prior])
-            noise = np.exp(t[n_prior:]) if len(t) > n_prior else None
+            # An overflow to inf (or 0) is refused below, naming the hyperparameter.
+            with np.errstate(over="ignore", under="ignore"):
+                delta = np.exp(t[:n_prior])
+                noise = np.exp(t[n_prior:]) if len(t) > n_prior else None
             return self._log_evidence_at(delta if n_prior > 1 else float(delta[0]), noise)
 
         lml = value(theta)
@@ -685,9 +695,12 @@ class BaseDNN2GP(GPViewMixin, BaseEstimator):
         float is every layer's), and the form the evidence takes."""
         if prior_precision is None:
             prior_precision = self.prior_precision_
-        elif not (self._layerwise() and isinstance(prior_precision, np.ndarray)
-                  and prior_precision.shape == (self._n_prior_groups,)):
-            # One value per layer comes only from theta, which is checked there.
+        elif (self._layerwise() and isinstance(prior_precision, np.ndarray)
+              and prior_precision.shape == (self._n_prior_groups,)):
+            # One value per layer comes only from theta, whose exp can overflow or vanish.
+            for i, value in enumerate(prior_precision):
+                _positive_float(value, f"prior_precision[{i}]")
+        else:
             prior_precision = _positive_float(prior_precision, "prior_precision")
         return prior_precision, self._expand_prior(prior_precision)
 

@@ -13,7 +13,8 @@ from sklearn.utils.validation import check_is_fitted, column_or_1d
 from ._base import BaseDNN2GP, finite_evidence, scoped_threads
 from ._docs import fill_shared_parameters
 from ._likelihoods import Bernoulli, Categorical
-from ._links import LINKS, probit_scaled_logits, psd_sqrt
+from ._links import LINKS, infinite_rows, probit_scaled_logits, psd_sqrt
+from ._resources import check_memory
 from ._utils import make_generator, to_numpy, to_tensor
 
 
@@ -235,7 +236,7 @@ class DNN2GPClassifier(ClassifierMixin, BaseDNN2GP):
 
     def _log_evidence_at(self, prior_precision, noise_std=None):
         delta, expanded = self._check_prior_precision(prior_precision)
-        return finite_evidence(self._evidence(expanded), prior_precision=delta)
+        return finite_evidence(lambda: self._evidence(expanded), prior_precision=delta)
 
     @scoped_threads
     def decision_function(self, X):
@@ -313,8 +314,16 @@ class DNN2GPClassifier(ClassifierMixin, BaseDNN2GP):
     def _log_proba(self, f, var, link):
         # A fresh generator per call: repeated calls give the same Monte-Carlo estimate.
         generator = make_generator(self._fitted("random_state") if link == "mc" else 0)
+        n_samples = self._fitted("link_samples")
+        if link == "mc":
+            # The draws, their softmax and its log: three (samples, rows, classes) arrays.
+            k = max(f.shape[1], 2)
+            check_memory(3 * n_samples * f.shape[0] * k * f.element_size(),
+                         f"The Monte-Carlo link with link_samples={n_samples} for "
+                         f"{f.shape[0]} rows", "lower link_samples or pass fewer rows at "
+                         "a time", f.device)
         return self.likelihood_.log_class_probabilities(
-            f, var, link, n_samples=self._fitted("link_samples"), generator=generator)
+            f, var, link, n_samples=n_samples, generator=generator)
 
     @scoped_threads
     def predict_latent(self, X):
@@ -363,7 +372,11 @@ class DNN2GPClassifier(ClassifierMixin, BaseDNN2GP):
         # leaves V slightly indefinite (float32 with a tiny prior precision gave -32).
         # Eq. 48 is the first-order term of Var_f[p_k(f)], which no probability's
         # variance exceeds 1/4; far from the data the linearisation can, and is capped.
+        infinite = infinite_rows(var)
+        var = torch.where(infinite[:, None, None], torch.zeros_like(var), var)
         epistemic = ((lam @ psd_sqrt(var)) ** 2).sum(-1).clamp(max=0.25)
+        # An overflowed latent variance is the cap's limit.
+        epistemic = torch.where(infinite[:, None], torch.full_like(epistemic, 0.25), epistemic)
         aleatoric = torch.diagonal(lam, dim1=1, dim2=2)
         if f.shape[1] == 1:  # both classes of a Bernoulli share its variance
             epistemic, aleatoric = epistemic.expand(-1, 2), aleatoric.expand(-1, 2)

@@ -21,9 +21,19 @@ def probit_scaled_logits(f, var):
 
 def psd_sqrt(var):
     """A square root ``L`` with ``L L^T = var`` for (n, K, K) covariances that may be
-    singular or, through round-off, slightly indefinite (where a Cholesky fails)."""
-    eigvals, eigvecs = torch.linalg.eigh(var)
-    return eigvecs * torch.sqrt(eigvals.clamp_min(0))[:, None, :]
+    singular or, through round-off, slightly indefinite (where a Cholesky fails).
+
+    Each matrix is scaled to a unit largest diagonal first: eigh does not converge on
+    entries near the float range's end (inputs scaled by 1e300)."""
+    diag = torch.diagonal(var, dim1=1, dim2=2).abs()
+    scale = diag.amax(dim=1).clamp_min(torch.finfo(var.dtype).tiny)
+    eigvals, eigvecs = torch.linalg.eigh(var / scale[:, None, None])
+    return eigvecs * torch.sqrt(eigvals.clamp_min(0) * scale[:, None])[:, None, :]
+
+
+def infinite_rows(var):
+    """The rows whose latent covariance overflowed (inputs far beyond the data)."""
+    return ~torch.isfinite(var).flatten(1).all(dim=1)
 
 
 def _bridge(f, var, symmetric_binary):
@@ -60,10 +70,20 @@ def log_class_probabilities(f, var, link, *, n_samples=100, generator=None, bina
     """
     if link == "plugin":
         return torch.log_softmax(f, dim=1)
+    if link not in LINKS:
+        raise ValueError(f"link_approximation must be one of {LINKS}, got {link!r}.")
+    infinite = infinite_rows(var)
+    if infinite.any():
+        # A latent variance beyond float64 (an input far out, e.g. scaled by 1e300) is
+        # taken at its limit: as v -> inf with f fixed, the probit's and the Monte-Carlo
+        # predictive tend to uniform, which the bridge is then given as well.
+        var = torch.where(infinite[:, None, None], torch.eye(f.shape[1], dtype=var.dtype,
+                                                             device=var.device), var)
     if link == "probit":
-        return torch.log_softmax(probit_scaled_logits(f, var), dim=1)
-    if link == "bridge":
-        return _bridge(f, var, binary)
-    if link == "mc":
-        return _monte_carlo(f, var, n_samples, generator)
-    raise ValueError(f"link_approximation must be one of {LINKS}, got {link!r}.")
+        log_p = torch.log_softmax(probit_scaled_logits(f, var), dim=1)
+    elif link == "bridge":
+        log_p = _bridge(f, var, binary)
+    else:
+        log_p = _monte_carlo(f, var, n_samples, generator)
+    return torch.where(infinite[:, None], torch.full_like(log_p, -math.log(f.shape[1])),
+                       log_p)

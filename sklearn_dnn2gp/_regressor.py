@@ -313,8 +313,9 @@ class DNN2GPRegressor(RegressorMixin, BaseDNN2GP):
         sigma = self.noise_std_ if noise_std is None else _check_noise_std(
             noise_std, self.noise_std_.size)
         internal = None if noise_std is None else sigma / self._y_std
-        value = self._reported_evidence(float(self._evidence(expanded, noise_std=internal)))
-        return finite_evidence(value, prior_precision=delta, noise_std=sigma)
+        return finite_evidence(
+            lambda: self._reported_evidence(float(self._evidence(expanded, noise_std=internal))),
+            prior_precision=delta, noise_std=sigma)
 
     @scoped_threads
     def predict(self, X, return_std=False, return_cov=False, mean="network"):

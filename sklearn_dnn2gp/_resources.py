@@ -28,12 +28,37 @@ _MEMORY_FRACTION = 0.8
 
 
 def available_memory(device):
-    """Bytes that can be allocated on ``device`` now, or None when unknown."""
+    """Bytes that can be allocated on ``device`` now, or None when unknown.
+
+    On the CPU, the smallest of what applies: the machine's available memory, the
+    process's address-space limit (``RLIMIT_AS``, ``ulimit -v``) less what it maps
+    already, and its control group's limit (a container's ``memory.max``) less what
+    the group uses.
+    """
     if device.type == "cuda":
         import torch
 
         free, _ = torch.cuda.mem_get_info(device)
         return int(free)
+    limits = [_machine_available(), _address_space_left(), _cgroup_left()]
+    limits = [limit for limit in limits if limit is not None]
+    return max(min(limits), 0) if limits else None
+
+
+def _read_text(path):
+    try:
+        with open(path) as file:
+            return file.read()
+    except OSError:
+        return None
+
+
+def _read_first(path):
+    text = _read_text(path)
+    return None if text is None else (text.splitlines() or [""])[0].strip()
+
+
+def _machine_available():
     try:
         with open("/proc/meminfo") as meminfo:
             for line in meminfo:
@@ -45,6 +70,54 @@ def available_memory(device):
         return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (AttributeError, OSError, ValueError):
         return None
+
+
+def _address_space_left():
+    try:
+        import resource
+    except ImportError:  # not on Windows
+        return None
+    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    if soft == resource.RLIM_INFINITY:
+        return None
+    mapped = 0
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmSize:"):
+                    mapped = int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return soft - mapped
+
+
+def _cgroup_left():
+    """The memory the process's control group may still use: v2's ``memory.max``,
+    else v1's ``memory.limit_in_bytes``, at the group's own path or the mount's root
+    (inside a container the group is the root)."""
+    v2, v1 = "/", "/"
+    for line in (_read_text("/proc/self/cgroup") or "").splitlines():
+        parts = line.split(":", 2)
+        if len(parts) != 3:
+            continue
+        if parts[1] == "":
+            v2 = parts[2]
+        elif "memory" in parts[1].split(","):
+            v1 = parts[2]
+    files = [(f"/sys/fs/cgroup{root}", "memory.max", "memory.current")
+             for root in (v2.rstrip("/"), "")]
+    files += [(f"/sys/fs/cgroup/memory{root}", "memory.limit_in_bytes",
+               "memory.usage_in_bytes") for root in (v1.rstrip("/"), "")]
+    for folder, limit_name, used_name in files:
+        limit = _read_first(f"{folder}/{limit_name}")
+        used = _read_first(f"{folder}/{used_name}")
+        if limit is None or used is None:
+            continue
+        # "max" (v2) and a page-rounded 2^63 (v1) mean no limit.
+        if limit == "max" or int(limit) >= 2**62:
+            return None
+        return int(limit) - int(used)
+    return None
 
 
 def format_bytes(n_bytes):

@@ -62,6 +62,15 @@ def _check_mode(mode, n_outputs):
     )
 
 
+def _check_dnn2gp(estimator, caller):
+    """A TypeError unless ``estimator`` has the DNN2GP feature map."""
+    if not callable(getattr(estimator, "features", None)):
+        raise TypeError(
+            f"{caller} needs a DNN2GPRegressor or DNN2GPClassifier (an estimator with the "
+            f"feature map features(X)); got {type(estimator).__name__}."
+        )
+
+
 def _feature_map(estimator, X, mode="trace"):
     """``phi(x)`` with ``phi(x) phi(x')^T`` the NTK of ``estimator`` in ``mode``.
 
@@ -80,6 +89,7 @@ def _feature_map(estimator, X, mode="trace"):
         products sum the per-output kernels), their sum ('sum'), or one
         output's.
     """
+    _check_dnn2gp(estimator, "NTKKernel")
     check_is_fitted(estimator)
     J = estimator.features(X)
     mode = _check_mode(mode, J.shape[1])
@@ -313,6 +323,7 @@ class NTKFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         -------
         self : object
         """
+        _check_dnn2gp(self.estimator, "NTKFeatures")
         try:
             check_is_fitted(self.estimator)
             self.estimator_ = self.estimator

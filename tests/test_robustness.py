@@ -19,15 +19,19 @@ pytestmark = [pytest.mark.filterwarnings("ignore::sklearn.exceptions.Convergence
               pytest.mark.filterwarnings("ignore:The training residuals:UserWarning")]
 
 
+@pytest.mark.parametrize("scale", [1e3, 1e300])
 @pytest.mark.parametrize("n_classes", [2, 3])
-@pytest.mark.parametrize("posterior", ["full", "diag"])
-def test_probabilities_stay_finite_far_from_the_data(n_classes, posterior):
+@pytest.mark.parametrize("posterior", ["full", "diag", "kron"])
+def test_probabilities_stay_finite_far_from_the_data(n_classes, posterior, scale):
     # ReLU logits grow linearly away from the data: at X * 1000 they are in the
-    # thousands and the bridge once returned inf / inf.
+    # thousands and the bridge once returned inf / inf; at X * 1e300 the latent
+    # variances overflow float64 (K-FAC's first), and the links take their limit.
     X, y = make_blobs(30, centers=n_classes, random_state=0)
     clf = FixedClassifier(hidden_layer_sizes=(8,), activation="relu", posterior=posterior,
                            max_iter=100, random_state=0).fit(X, y)
-    far = X * 1000
+    far = X * scale
+    epistemic, aleatoric = clf.predict_uncertainty(far)
+    assert np.all((epistemic >= 0) & (epistemic <= 0.25)) and np.all(aleatoric >= 0)
     for link in ["bridge", "probit", "mc", "plugin"]:
         proba = clf.predict_proba(far, link)
         log_proba = clf.predict_log_proba(far, link)
@@ -195,3 +199,68 @@ def test_thread_count_is_scoped_to_the_call(n_threads):
     finally:
         torch.set_num_threads(previous)
     assert set(seen) == {2 if n_threads is None else 1}
+
+
+def test_extreme_per_layer_precisions_are_refused_in_sklearn_words():
+    X, y = gap_data(20)
+    reg = FixedRegressor(hidden_layer_sizes=(4,), prior_structure="layerwise",
+                         random_state=0).fit(X, y)
+    for theta, match in [([800, 0, 0], r"prior_precision\[0\].*inf"),
+                         ([0, -800, 0], r"prior_precision\[1\].*0\.0"),
+                         ([700, -700, 0], "too extreme")]:
+        for gradient in (False, True):
+            with pytest.raises(ValueError, match=match):
+                reg.log_marginal_likelihood(theta=theta, eval_gradient=gradient)
+
+
+def test_views_refuse_what_they_cannot_draw_or_read():
+    pytest.importorskip("matplotlib")
+    from sklearn.linear_model import Ridge
+
+    from sklearn_dnn2gp.kernels import NTKFeatures, NTKKernel
+    from sklearn_dnn2gp.plotting import PredictiveDisplay
+
+    X, y = gap_data(20)
+    reg = FixedRegressor(hidden_layer_sizes=(4,), max_iter=20, random_state=0).fit(X, y)
+    with pytest.raises(TypeError, match="ax must be a matplotlib Axes.*str"):
+        PredictiveDisplay.from_estimator(reg, X, y, ax="ax")
+    ridge = Ridge().fit(X, y)
+    with pytest.raises(TypeError, match="NTKKernel needs a DNN2GP.*Ridge"):
+        NTKKernel(ridge)(X)
+    with pytest.raises(TypeError, match="NTKFeatures needs a DNN2GP.*Ridge"):
+        NTKFeatures(ridge).fit(X, y)
+
+
+def test_available_memory_is_the_smallest_limit_that_applies(monkeypatch):
+    # A process limit (ulimit -v) or a container's control group can be far below the
+    # machine's free memory; a fit under such a limit was killed instead of refused.
+    cpu = torch.device("cpu")
+    cgroup_left = _resources._cgroup_left
+    monkeypatch.setattr(_resources, "_machine_available", lambda: 20 * 10**9)
+    monkeypatch.setattr(_resources, "_address_space_left", lambda: None)
+    monkeypatch.setattr(_resources, "_cgroup_left", lambda: None)
+    assert _resources.available_memory(cpu) == 20 * 10**9
+    monkeypatch.setattr(_resources, "_address_space_left", lambda: 6 * 10**9)
+    assert _resources.available_memory(cpu) == 6 * 10**9
+    monkeypatch.setattr(_resources, "_cgroup_left", lambda: 2 * 10**9)
+    assert _resources.available_memory(cpu) == 2 * 10**9
+    # The control-group files, v2 at the group's path and v1 under the memory mount.
+    for files, expected in [
+        ({"/proc/self/cgroup": "0::/box\n", "/sys/fs/cgroup/box/memory.max": "3000",
+          "/sys/fs/cgroup/box/memory.current": "1000"}, 2000),
+        ({"/proc/self/cgroup": "4:memory:/box\n",
+          "/sys/fs/cgroup/memory/box/memory.limit_in_bytes": "5000",
+          "/sys/fs/cgroup/memory/box/memory.usage_in_bytes": "1000"}, 4000),
+        ({"/proc/self/cgroup": "0::/\n", "/sys/fs/cgroup/memory.max": "max",
+          "/sys/fs/cgroup/memory.current": "1000"}, None),
+    ]:
+        monkeypatch.setattr(_resources, "_read_text", lambda path, files=files: files.get(path))
+        assert cgroup_left() == expected, files
+
+
+def test_monte_carlo_link_memory_is_checked_first(one_megabyte):
+    X, y = make_blobs(20, centers=2, random_state=0)
+    clf = FixedClassifier(hidden_layer_sizes=(3,), link_samples=10**9, max_iter=20,
+                          random_state=0).fit(X, y)
+    with pytest.raises(MemoryError, match="link_samples=1000000000"):
+        clf.predict_proba(X[:1], "mc")

@@ -25,6 +25,13 @@ def _axes(caller, ax, n_axes=1, **figure_kw):
     plt = _pyplot(caller)
     if ax is None:
         figure, ax = plt.subplots(1, n_axes, squeeze=True, **figure_kw)
+    from matplotlib.axes import Axes
+
+    wrong = [a for a in np.ravel(np.asarray(ax, dtype=object)) if not isinstance(a, Axes)]
+    if wrong:
+        what = "a matplotlib Axes" if n_axes == 1 else f"{n_axes} matplotlib Axes"
+        raise TypeError(f"{caller}: ax must be {what} or None (a new figure), got "
+                        f"{type(wrong[0]).__name__} {wrong[0]!r:.60}.")
     if n_axes > 1:
         ax = np.ravel(ax)
         if ax.size != n_axes:
