@@ -27,7 +27,13 @@ _NETWORK = """\
         (``vmap(jacrev)``), analytically for ``Linear`` layers and elementwise
         activations in a ``Sequential``; ``posterior='kron'`` needs such a
         chain, and ``subset_of_weights='last_layer'`` a ``Sequential`` ending
-        in a ``Linear``.
+        in a ``Linear``. Every parameter is trained and gets a posterior, so
+        each must be a floating-point tensor with ``requires_grad=True``,
+        registered once (a layer may be called more than once) and used by
+        ``forward``; fixed tensors belong in buffers, which ``forward`` must not
+        change. ``fit`` checks this, the output shape and that ``forward`` is
+        deterministic on two training rows first, and refuses a module that
+        breaks it with a message that names the problem.
     prior_precision : float, array-like of shape (n_layers,) or 'auto', default='auto'
         Precision ``delta`` of the Gaussian prior ``N(0, I / delta)`` on all
         weights and biases, or one precision per layer (see

@@ -483,20 +483,27 @@ def _default_data(name, data):
     return X, 100.0 * y + 50.0  # raw units: 'auto' and normalize_y must cope
 
 
-def _grids(estimator):
-    grids = [{"prior_precision": [1.0, 10.0]}, {"hidden_layer_sizes": [(3,), (5,)]}]
-    if "noise_std" in estimator.get_params():
-        grids += [{"noise_std": [5.0, 20.0]},
-                  {"prior_precision": ["auto", 1.0, 10.0], "noise_std": [10.0, "auto"]}]
+def _grids(estimator, every):
+    if "noise_std" not in estimator.get_params():
+        return [{"prior_precision": ["auto", 1.0, 10.0]},
+                {"hidden_layer_sizes": [(3,), (5,)]}][:1 + every]
+    # 'auto' next to numbers in one grid: each candidate's own values decide what its
+    # group shares.
+    grids = [{"prior_precision": ["auto", 1.0, 10.0], "noise_std": [10.0, "auto"]}]
+    if every:
+        grids += [{"prior_precision": [1.0, 10.0]}, {"noise_std": [5.0, 20.0]},
+                  {"hidden_layer_sizes": [(3,), (5,)]}]
     return grids
 
 
-@pytest.mark.parametrize("reuse_network", [False, True])
+@pytest.mark.parametrize("reuse_network", [
+    True, pytest.param(False, marks=pytest.mark.slow)])
+@pytest.mark.parametrize("every", [False, pytest.param(True, marks=pytest.mark.slow)])
 @pytest.mark.parametrize("name", DEFAULT_ESTIMATORS)
-def test_search_on_default_estimators(data, name, reuse_network):
+def test_search_on_default_estimators(data, name, reuse_network, every):
     X, y = _default_data(name, data)
     estimator = DEFAULT_ESTIMATORS[name]()
-    for grid in _grids(estimator):
+    for grid in _grids(estimator, every):
         search = EvidenceSearchCV(estimator, grid, reuse_network=reuse_network,
                                   error_score="raise").fit(X, y)
         scores = search.results_["log_marginal_likelihood"]
