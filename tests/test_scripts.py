@@ -155,6 +155,7 @@ def test_sweep_table(capsys):
     ("benchmarks/bench_scaling.py", "last layer"),
     ("benchmarks/bench_large_kron.py", "MAP plug-in"),
     ("benchmarks/bench_laplace_torch.py", "kron, matched"),
+    ("benchmarks/bench_ood.py", "far max-p"),
 ])
 def test_benchmarks_quick_runs(script, expected):
     if script.endswith("bench_laplace_torch.py"):
