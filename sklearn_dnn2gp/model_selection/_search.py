@@ -100,7 +100,11 @@ class EvidenceSearchCV(MetaEstimatorMixin, BaseEstimator):
         10 and 500 all put the closed-form maximum near 5, against an exact
         maximum between 20 and 50). With an unstructured candidate set (e.g.
         ``param_distributions`` over two hyperparameters) candidates may have
-        no neighbours, and only the first is then trained. A candidate whose
+        no neighbours, and only the first is then trained. A value
+        ``'auto'`` (chosen by the evidence inside each fit, the estimators'
+        default) or a vector (per-target noise, per-layer precisions) is not
+        climbed over: candidates that share it form their own groups, and the
+        closed form takes the fitted value for it. A candidate whose
         ``prior_precision`` or ``noise_std`` is not a positive finite number
         is trained on its own, as without sharing (its fit fails and it is
         scored ``error_score``). If False, every candidate is trained from
