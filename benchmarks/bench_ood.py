@@ -16,9 +16,15 @@ stratified split, and from that one network the script prints, for the test set:
   gives the cavity ``V_-i = V_i (I - Lambda_i V_i)^-1`` and the Newton step
   ``f_-i = f_i + V_-i (p_i - y_i)``):
 
-  - ``loo``: the cavity of the untempered posterior, predicted with ``c V_-i``;
-  - ``loo_t``: the cavity of the tempered posterior ``c V_i``, predicted with
-    its own ``V_-i``;
+  - ``loo``: the cavity of the untempered posterior, predicted with ``c V_-i``.
+    This is the leave-one-out of the posterior tempered at ``T = c``
+    (likelihood and prior both raised to ``1/T``): its precision and point
+    ``i``'s term are both divided by ``T``, so the cavity's covariance is
+    ``T V_-i`` while the Newton step, ``(H_-i / T)^-1 (g_i / T)``, is the
+    untempered one;
+  - ``loo_t``: the cavity of ``c V_i`` (the covariance scaled while point
+    ``i``'s likelihood term is not), for comparison: at ``c -> 0`` it is the
+    training NLL, so it favours small ``c``;
 
   each printed as the probit NLL over the training points, and the ``c`` a
   rule "largest ``c`` whose criterion is within 1 % of its minimum" picks.
