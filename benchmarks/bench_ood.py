@@ -49,7 +49,7 @@ import warnings
 import numpy as np
 import torch
 from bench_last_layer_calibration import ece
-from scipy.special import log_softmax, softmax
+from scipy.special import log_softmax
 from sklearn.datasets import load_breast_cancer, load_digits, load_iris, load_wine, make_moons
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import train_test_split
@@ -58,6 +58,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from sklearn_dnn2gp import DNN2GPClassifier
+from sklearn_dnn2gp._loo import leave_one_out_latents
 
 SCALES = np.array([0.0, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1.0])
 DATASETS = {
@@ -83,14 +84,16 @@ def probit_log_proba(f, var, c=1.0):
     return log_softmax(f / np.sqrt(1 + np.pi / 8 * v), axis=1)
 
 
-def cavity(f, var, codes):
-    """The approximate leave-one-out latents of the training points (see above)."""
-    k = f.shape[1]
-    p = softmax(f, axis=1)
-    lam = np.einsum("nk,kl->nkl", p, np.eye(k)) - p[:, :, None] * p[:, None, :]
-    v_loo = var @ np.linalg.inv(np.eye(k) - lam @ var)
-    v_loo = (v_loo + v_loo.transpose(0, 2, 1)) / 2
-    return f + np.einsum("nkl,nl->nk", v_loo, p - np.eye(k)[codes]), v_loo
+def cavity(clf, f, var, codes, temperature=1.0):
+    """The approximate leave-one-out latents of the training points (see above), of the
+    posterior whose latent covariances are ``temperature * var``, in softmax form."""
+    likelihood = clf.likelihood_
+    f_t = torch.as_tensor(f)
+    y_t = torch.as_tensor(codes, dtype=torch.float64 if likelihood.binary else torch.long)
+    f_loo, var_loo = leave_one_out_latents(
+        f_t, temperature * torch.as_tensor(var), likelihood.residual(f_t, y_t),
+        likelihood.precision(f_t))
+    return softmax_form(f_loo.numpy(), var_loo.numpy())
 
 
 def nll(log_proba, codes):
@@ -170,10 +173,10 @@ def run(name, activation):
     report("MLPClassifier", np.log(np.clip(mlp.predict_proba(X_test), 1e-300, None)),
            {k: mlp.predict_proba(v).max(1) for k, v in mlp_sets.items()})
 
-    f_train, v_train = softmax_form(*clf.predict_latent(scaler.transform(X_train)))
-    f_loo, v_loo = cavity(f_train, v_train, codes_train)
+    f_train, v_train = clf.predict_latent(scaler.transform(X_train))
+    f_loo, v_loo = cavity(clf, f_train, v_train, codes_train)
     loo = np.array([nll(probit_log_proba(f_loo, v_loo, c), codes_train) for c in SCALES])
-    loo_t = np.array([nll(probit_log_proba(*cavity(f_train, c * v_train, codes_train)),
+    loo_t = np.array([nll(probit_log_proba(*cavity(clf, f_train, v_train, codes_train, c)),
                           codes_train) for c in SCALES])
     picks = {"loo": pick(loo), "loo_t": pick(loo_t)}
     for c in SCALES:
