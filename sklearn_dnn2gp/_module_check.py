@@ -95,7 +95,7 @@ def check_forward(module, X, n_outputs):
     and uses every parameter, and differentiable by ``torch.func``."""
     rows = X[:2]
     buffers = [(name, b.clone()) for name, b in module.named_buffers()]
-    params = list(module.parameters())
+    names, params = zip(*module.named_parameters())
     # Random operations in forward would advance the caller's generators.
     devices = [rows.device.index or 0] if rows.is_cuda else []
     with torch.random.fork_rng(devices=devices):
@@ -137,8 +137,7 @@ def check_forward(module, X, n_outputs):
             "which fit uses."
         )
     grads = torch.autograd.grad(out.sum(), params, allow_unused=True)
-    named = [name for name, _ in module.named_parameters()]
-    unused = [name for name, g in zip(named, grads) if g is None]
+    unused = [name for name, g in zip(names, grads) if g is None]
     if unused:
         raise ValueError(
             f"module has parameters that its forward does not use ({_names(unused)}). Every "

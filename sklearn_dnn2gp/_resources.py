@@ -58,14 +58,18 @@ def _read_first(path):
     return None if text is None else (text.splitlines() or [""])[0].strip()
 
 
+def _proc_bytes(path, key):
+    """A ``key:  N kB`` entry of a /proc status file in bytes, or None."""
+    for line in (_read_text(path) or "").splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1]) * 1024
+    return None
+
+
 def _machine_available():
-    try:
-        with open("/proc/meminfo") as meminfo:
-            for line in meminfo:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
+    available = _proc_bytes("/proc/meminfo", "MemAvailable")
+    if available is not None:
+        return available
     try:
         return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (AttributeError, OSError, ValueError):
@@ -80,15 +84,7 @@ def _address_space_left():
     soft, _ = resource.getrlimit(resource.RLIMIT_AS)
     if soft == resource.RLIM_INFINITY:
         return None
-    mapped = 0
-    try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith("VmSize:"):
-                    mapped = int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return soft - mapped
+    return soft - (_proc_bytes("/proc/self/status", "VmSize") or 0)
 
 
 def _cgroup_left():

@@ -200,11 +200,10 @@ def _candidate_groups(estimator, candidates, reuse_network):
             alone.append(_alone(i, [raw]))
             continue
         shared = {k: v for k, v in params.items() if k not in free}
-        key = (tuple(free), _freeze(shared))
-        groups.setdefault(key, []).append(i)
+        groups.setdefault((tuple(free), _freeze(shared)), []).append((i, setting))
     result = []
-    for (free, _), idx in groups.items():
-        settings = [_closed_form_setting(candidates[i], base, free, prefix) for i in idx]
+    for members in groups.values():
+        idx, settings = (list(column) for column in zip(*members))
         if settings and settings[0]:
             logs = np.log([[s[k] for k in sorted(s)] for s in settings])
             start = int(np.argmin(((logs - np.median(logs, axis=0)) ** 2).sum(1)))
