@@ -296,6 +296,7 @@ class BaseDNN2GP(GPViewMixin, BaseEstimator):
             fit = self._train_at(module, X_t, y_t, w_t, training, fixed_prior, likelihood)
             fit.emit_warnings()
         self._install(module, fit)
+        self._after_install(X_t, y_t, w_t)
         if self.verbose:
             print(f"[{type(self).__name__}] log marginal likelihood "
                   f"{self.log_marginal_likelihood_:.6g}", flush=True)
@@ -365,6 +366,10 @@ class BaseDNN2GP(GPViewMixin, BaseEstimator):
         self._evidence = fit.evidence
         self.posterior_ = fit.posterior if fit.variational is None else fit.variational
         self.log_marginal_likelihood_ = float(self.log_marginal_likelihood())
+
+    def _after_install(self, X_t, y_t, w_t):
+        """What an estimator derives from the installed posterior and the training
+        data (the classifier: its predictive's temperature)."""
 
     # ------------------------------------------------- hyperparameters by evidence
     def _auto_hyperparameters(self):

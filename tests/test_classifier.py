@@ -179,6 +179,7 @@ def test_far_points_are_more_uncertain(posterior):
     p = clf.predict_proba(X, "plugin")[:, 1]
     np.testing.assert_allclose(ale_train[:, 1], p * (1 - p), rtol=1e-8)
     _, var = clf.predict_latent(X)
+    var = var * clf.temperature_  # the predictive's covariance: the tempered posterior's
     np.testing.assert_allclose(epi_train[:, 1],
                                np.minimum((p * (1 - p)) ** 2 * var[:, 0, 0], 0.25), rtol=1e-8)
 
@@ -188,6 +189,7 @@ def test_multiclass_uncertainty_decomposition():
     clf = FixedClassifier(hidden_layer_sizes=(8,), random_state=0).fit(X, y)
     epi, ale = clf.predict_uncertainty(X[:4])
     f, var = clf.predict_latent(X[:4])
+    var = var * clf.temperature_
     p = _softmax(f)
     lam = np.einsum("nk,kl->nkl", p, np.eye(3)) - p[:, :, None] * p[:, None, :]
     np.testing.assert_allclose(ale, np.diagonal(lam, axis1=1, axis2=2), rtol=1e-10)
