@@ -4,9 +4,16 @@ from ._classifier import DNN2GPClassifier
 from ._regressor import DNN2GPRegressor
 from .kernels import NTKFeatures, NTKKernel
 from .model_selection import EvidenceSearchCV, evidence_scorer, maximize_evidence
-from .plotting import EvidenceDisplay, KernelDisplay, PredictiveDisplay, UncertaintyDisplay
+from .plotting import (
+    ConfidenceDisplay,
+    EvidenceDisplay,
+    KernelDisplay,
+    PredictiveDisplay,
+    UncertaintyDisplay,
+)
 
 __all__ = [
+    "ConfidenceDisplay",
     "DNN2GPClassifier",
     "DNN2GPRegressor",
     "EvidenceDisplay",

@@ -4,12 +4,21 @@ import sys
 
 import numpy as np
 import pytest
+from scipy.stats import entropy
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.datasets import make_blobs, make_moons
+from sklearn.exceptions import NotFittedError
 from sklearn.gaussian_process import GaussianProcessRegressor
 from sklearn.gaussian_process.kernels import RBF
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_auc_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.svm import LinearSVC
 
 from sklearn_dnn2gp import EvidenceSearchCV
 from sklearn_dnn2gp.plotting import (
+    ConfidenceDisplay,
     EvidenceDisplay,
     KernelDisplay,
     PredictiveDisplay,
@@ -234,3 +243,114 @@ def test_displays_without_matplotlib(monkeypatch, regressor):
                  lambda: EvidenceDisplay([1, 2], [0, 1]).plot()):
         with pytest.raises(ImportError, match=message):
             draw()
+
+
+class _Stub(ClassifierMixin, BaseEstimator):
+    """Sure of class 0 where the first feature is positive, uniform over three classes
+    elsewhere: the right direction of each confidence measure is known."""
+
+    def fit(self, X, y=None):
+        self.classes_ = np.arange(3)
+        return self
+
+    def predict_proba(self, X):
+        X = np.asarray(X, dtype=float)
+        sure = X[:, 0] > 0
+        proba = np.full((len(X), 3), 1 / 3)
+        proba[sure] = [0.98, 0.01, 0.01]
+        return proba
+
+
+def test_confidence_display_any_classifier():
+    # A plain scikit-learn classifier in a Pipeline: only predict_proba is used.
+    X, y = make_blobs(n_samples=60, centers=3, random_state=0)
+    clf = make_pipeline(StandardScaler(), LogisticRegression()).fit(X, y)
+    rng = np.random.RandomState(0)
+    X_out = {"noise": rng.uniform(-10, 10, size=(40, 2)), "far": X[:20] + 30.0}
+    display = ConfidenceDisplay.from_estimator(clf, X, X_out)
+    confidence_in = clf.predict_proba(X).max(1)
+    for name, inputs in X_out.items():
+        confidence_out = clf.predict_proba(inputs).max(1)
+        truth = np.r_[np.ones(len(X)), np.zeros(len(inputs))]
+        expected = roc_auc_score(truth, np.r_[confidence_in, confidence_out])
+        assert display.auroc_[name] == pytest.approx(expected, abs=1e-12)
+        # Each line is the set's empirical CDF: its steps are the sorted scores.
+        x, ecdf = display.lines_[name].get_data()
+        np.testing.assert_allclose(x[1:-1], np.sort(confidence_out))
+        np.testing.assert_allclose(ecdf[1:-1], np.arange(1, len(inputs) + 1) / len(inputs))
+        assert ecdf[0] == 0 and ecdf[-1] == 1
+    np.testing.assert_allclose(display.in_line_.get_xdata()[1:-1], np.sort(confidence_in))
+    assert list(display.lines_) == list(display.auroc_) == ["noise", "far"]
+    labels = [t.get_text() for t in display.ax_.get_legend().get_texts()]
+    assert labels == ["in-distribution",
+                      f"noise (AUROC {display.auroc_['noise']:.3f})",
+                      f"far (AUROC {display.auroc_['far']:.3f})"]
+    assert display.ax_.get_title() == "Pipeline" and "largest" in display.ax_.get_xlabel()
+
+    # Given axes and a name; precomputed scores give the same AUROCs.
+    fig, ax = plt.subplots()
+    named = ConfidenceDisplay.from_estimator(clf, X, X_out, ax=ax, name="LR", legend=False)
+    assert named.ax_ is ax and named.figure_ is fig and ax.get_title() == "LR"
+    assert ax.get_legend() is None
+    scores_out = {name: clf.predict_proba(inputs).max(1) for name, inputs in X_out.items()}
+    again = ConfidenceDisplay.from_predictions(confidence_in, scores_out)
+    assert again.auroc_ == display.auroc_
+
+
+def test_confidence_display_entropy_direction():
+    # Confident in distribution, uniform out of it: higher confidence in distribution by
+    # both measures, so a perfect separation (AUROC 1), not its reverse (0).
+    est = _Stub().fit(None)
+    rng = np.random.RandomState(0)
+    X = rng.uniform(0.5, 1.0, size=(30, 2))
+    X_out = {"uniform": -X}
+    for measure in ("entropy", "max_proba"):
+        display = ConfidenceDisplay.from_estimator(est, X, X_out, measure=measure)
+        assert display.auroc_ == {"uniform": 1.0}
+    # The entropy's score is its negative, natural log: -log 3 for the uniform rows.
+    display = ConfidenceDisplay.from_estimator(est, X, X_out, measure="entropy")
+    assert "negative predictive entropy" in display.ax_.get_xlabel()
+    np.testing.assert_allclose(display.lines_["uniform"].get_xdata()[1:-1], -np.log(3))
+    np.testing.assert_allclose(display.in_line_.get_xdata()[1:-1],
+                               -entropy(est.predict_proba(X), axis=1))
+
+
+def test_confidence_display_dnn2gp(binary):
+    est, X, _ = binary
+    far = np.random.RandomState(0).uniform(-1, 1, size=(25, 2)) * 10
+    display = ConfidenceDisplay.from_estimator(est, X, {"far": far}, measure="entropy")
+    scores = [-entropy(est.predict_proba(data), axis=1) for data in (X, far)]
+    expected = roc_auc_score(np.r_[np.ones(len(X)), np.zeros(len(far))], np.concatenate(scores))
+    assert display.auroc_["far"] == pytest.approx(expected, abs=1e-12)
+    assert display.ax_.get_title() == "DNN2GPClassifier"
+
+
+def test_confidence_display_errors(binary):
+    est, X, y = binary
+    X_out = {"far": X + 10}
+    with pytest.raises(ValueError, match=r"measure must be one of \['entropy', 'max_proba'\]"):
+        ConfidenceDisplay.from_estimator(est, X, X_out, measure="margin")
+    with pytest.raises(ValueError, match="measure must be one of"):
+        ConfidenceDisplay.from_predictions([0.9], {"a": [0.5]}, measure="proba")
+    with pytest.raises(TypeError, match="X_out must be a dict"):
+        ConfidenceDisplay.from_estimator(est, X, [X + 10])
+    with pytest.raises(ValueError, match="X_out must hold at least one"):
+        ConfidenceDisplay.from_estimator(est, X, {})
+    with pytest.raises(TypeError, match="scores_out must be a dict"):
+        ConfidenceDisplay.from_predictions([0.9], [0.5])
+    with pytest.raises(NotFittedError):
+        ConfidenceDisplay.from_estimator(LogisticRegression(), X, X_out)
+    with pytest.raises(NotFittedError):
+        ConfidenceDisplay.from_estimator(clone(est), X, X_out)
+    with pytest.raises(AttributeError, match="needs a classifier with predict_proba; "
+                                             "LinearSVC has none"):
+        ConfidenceDisplay.from_estimator(LinearSVC().fit(X, y), X, X_out)
+    with pytest.raises(TypeError, match="ax must be a matplotlib Axes"):
+        ConfidenceDisplay.from_predictions([0.9], {"a": [0.5]}, ax="axes")
+
+
+def test_confidence_display_without_matplotlib(monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    monkeypatch.setitem(sys.modules, "matplotlib.pyplot", None)
+    with pytest.raises(ImportError, match=r"ConfidenceDisplay needs matplotlib"):
+        ConfidenceDisplay([0.9], {"a": [0.5]}).plot()

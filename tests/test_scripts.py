@@ -155,7 +155,7 @@ def test_sweep_table(capsys):
     ("benchmarks/bench_scaling.py", "last layer"),
     ("benchmarks/bench_large_kron.py", "MAP plug-in"),
     ("benchmarks/bench_laplace_torch.py", "kron, matched"),
-    ("benchmarks/bench_ood.py", "far max-p"),
+    ("benchmarks/bench_ood.py", "chosen T"),
 ])
 def test_benchmarks_quick_runs(script, expected):
     if script.endswith("bench_laplace_torch.py"):
@@ -185,3 +185,12 @@ def test_vi_examples_print_their_numbers(tmp_path):
     assert "the evidence's choice of delta and its test MSE:" in out
     for method in ("laplace", "vi"):
         assert (tmp_path / f"sweep_{method}.png").stat().st_size > 10_000
+
+
+@pytest.mark.slow
+def test_digits_ood_quick(tmp_path, capsys, monkeypatch):
+    out = _quick_run("digits_ood", tmp_path, capsys, monkeypatch)
+    rows = {line[:22].strip(): _numbers(line[22:]) for line in out.splitlines()
+            if line.startswith(" ") and len(_numbers(line[22:])) == 2}
+    assert set(rows) == {"uniform noise", "shuffled digits", "shifted digits (x10)"}
+    assert all(0 <= v <= 1 for pair in rows.values() for v in pair)

@@ -14,14 +14,25 @@ new ones) and stores the matplotlib artists, ``ax_`` and ``figure_``.
   of the paper for classifiers) over a 2-D input grid, or per example and class.
 * :class:`EvidenceDisplay`: the evidence against a hyperparameter with the
   train and test errors on a twin axis, from an ``EvidenceSearchCV`` or a table.
+* :class:`ConfidenceDisplay`: any classifier's confidence (largest probability
+  or negative entropy) on in-distribution data against out-of-distribution
+  sets, as empirical CDFs with each set's AUROC, for an out-of-distribution
+  detector that thresholds the confidence.
 
 matplotlib is an optional dependency (``pip install 'sklearn-dnn2gp[plot]'``);
 it is imported only when something is drawn.
 """
 
+from ._confidence import ConfidenceDisplay
 from ._evidence import EvidenceDisplay
 from ._kernel import KernelDisplay
 from ._predictive import PredictiveDisplay
 from ._uncertainty import UncertaintyDisplay
 
-__all__ = ["EvidenceDisplay", "KernelDisplay", "PredictiveDisplay", "UncertaintyDisplay"]
+__all__ = [
+    "ConfidenceDisplay",
+    "EvidenceDisplay",
+    "KernelDisplay",
+    "PredictiveDisplay",
+    "UncertaintyDisplay",
+]
