@@ -1,44 +1,38 @@
-"""Class probabilities in and out of distribution: the links, the plug-in, MLPClassifier,
-and the covariance scale ``c`` a default would have to choose (issue 19).
+"""Class probabilities in and out of distribution: the default tempered probit, the
+other links, the plug-in, MLPClassifier and laplace-torch (issue 19).
 
 For each data set and activation, ``make_pipeline(StandardScaler(),
-DNN2GPClassifier(random_state=0, activation=...))`` is fitted once on a 70/30
-stratified split, and from that one network the script prints, for the test set:
+DNN2GPClassifier(random_state=0, activation=...))`` is fitted on 70/30
+stratified splits (``--splits``, seeds 0, 1, ...), and from each fitted network
+the script computes, on the test set, the test NLL, its ratio to the plug-in's
+(``softmax(f_{w*})``), ECE (10 bins) and accuracy, for
 
-* each link of the estimator (``bridge``, the default; ``probit``; ``mc``;
-  ``plugin``) and scikit-learn's ``MLPClassifier`` (same split, default
-  settings): test NLL, its ratio to the plug-in's, ECE (10 bins), accuracy;
-* the probit link with the latent covariance scaled by ``c`` (``c = 0`` is the
-  plug-in, ``c = 1`` the evidence's posterior as it is), for a grid of ``c``;
-* two criteria a ``fit`` could compute without held-out data, both from the
-  training points' latent means ``f_i`` and covariances ``V_i`` (the GP view's
-  approximate leave-one-out: removing point ``i`` from a Laplace posterior
-  gives the cavity ``V_-i = V_i (I - Lambda_i V_i)^-1`` and the Newton step
-  ``f_-i = f_i + V_-i (p_i - y_i)``):
-
-  - ``loo``: the cavity of the untempered posterior, predicted with ``c V_-i``.
-    This is the leave-one-out of the posterior tempered at ``T = c``
-    (likelihood and prior both raised to ``1/T``): its precision and point
-    ``i``'s term are both divided by ``T``, so the cavity's covariance is
-    ``T V_-i`` while the Newton step, ``(H_-i / T)^-1 (g_i / T)``, is the
-    untempered one;
-  - ``loo_t``: the cavity of ``c V_i`` (the covariance scaled while point
-    ``i``'s likelihood term is not), for comparison: at ``c -> 0`` it is the
-    training NLL, so it favours small ``c``;
-
-  each printed as the probit NLL over the training points, and the ``c`` a
-  rule "largest ``c`` whose criterion is within 1 % of its minimum" picks.
+* ``default``: ``predict_proba`` as it is, the probit link with the latent
+  covariance tempered at ``temperature_``, which ``fit`` chose from the training
+  set (:mod:`sklearn_dnn2gp._temperature`);
+* ``probit T=1``: the probit link of the untempered posterior;
+* ``mc``: the Monte-Carlo link (100 draws) at the same ``temperature_``;
+* ``bridge``: the Laplace bridge (the same for every temperature);
+* ``plugin``: the MAP network's softmax;
+* ``MLPClassifier``: scikit-learn's, same split, default settings, ``max_iter=1000``;
+* ``laplace-torch``: its recommended configuration on the same trained network
+  (last-layer K-FAC, prior precision by its marginal likelihood, GLM predictive
+  with probit; :mod:`ood_laplace_torch`); printed only where laplace-torch imports.
 
 Out of distribution (digits): the AUROC of the maximum probability, test digits
 against uniform-noise images (pixels uniform in [0, 16]), pixel-shuffled test
 digits and test digits times 10. Far away (moons): the mean maximum probability at
-``X_test * 10``.
+``X_test * 10``. Each number is the mean over the splits; ``max`` columns give the
+worst split of the NLL ratio.
 
-laplace-torch's recommended configuration (last layer, K-FAC, probit, prior
-precision by its marginal likelihood) is not in this version of the table.
+Also printed, for the first split: the temperature each split chose, the fit's
+time against a fit with ``temperature=0`` (no choice) in the same run (best of
+two each), and with
+``--grid`` the probit at fixed temperatures and the two criteria of the choice.
 
-Run: ``python benchmarks/bench_ood.py [--datasets digits moons ...] [--activations tanh relu]``
-(one torch thread; the default runs every data set with both activations, a few
+Run: ``python benchmarks/bench_ood.py [--datasets digits moons ...]
+[--activations tanh relu] [--splits 5] [--grid]`` (one torch thread; the
+default, one split of every data set with both activations, takes about 4
 minutes on 2 cores; ``--quick``: moons with tanh, seconds).
 """
 
@@ -49,7 +43,9 @@ import warnings
 import numpy as np
 import torch
 from bench_last_layer_calibration import ece
+from ood_laplace_torch import laplace_torch_log_proba
 from scipy.special import log_softmax
+from sklearn.base import clone
 from sklearn.datasets import load_breast_cancer, load_digits, load_iris, load_wine, make_moons
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import train_test_split
@@ -58,9 +54,8 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from sklearn_dnn2gp import DNN2GPClassifier
-from sklearn_dnn2gp._loo import leave_one_out_latents
 
-SCALES = np.array([0.0, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1.0])
+SCALES = np.array([0.0, 1e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 1.0])
 DATASETS = {
     "digits": lambda: load_digits(return_X_y=True),
     "breast_cancer": lambda: load_breast_cancer(return_X_y=True),
@@ -68,6 +63,7 @@ DATASETS = {
     "wine": lambda: load_wine(return_X_y=True),
     "moons": lambda: make_moons(500, noise=0.3, random_state=0),
 }
+METHODS = ("default", "probit T=1", "mc", "bridge", "plugin", "MLPClassifier", "laplace-torch")
 
 
 def softmax_form(f, var):
@@ -84,25 +80,8 @@ def probit_log_proba(f, var, c=1.0):
     return log_softmax(f / np.sqrt(1 + np.pi / 8 * v), axis=1)
 
 
-def cavity(clf, f, var, codes, temperature=1.0):
-    """The approximate leave-one-out latents of the training points (see above), of the
-    posterior whose latent covariances are ``temperature * var``, in softmax form."""
-    likelihood = clf.likelihood_
-    f_t = torch.as_tensor(f)
-    y_t = torch.as_tensor(codes, dtype=torch.float64 if likelihood.binary else torch.long)
-    f_loo, var_loo = leave_one_out_latents(
-        f_t, temperature * torch.as_tensor(var), likelihood.residual(f_t, y_t),
-        likelihood.precision(f_t))
-    return softmax_form(f_loo.numpy(), var_loo.numpy())
-
-
 def nll(log_proba, codes):
     return -log_proba[np.arange(len(codes)), codes].mean()
-
-
-def pick(curve):
-    """The largest scale whose criterion is within 1 % of the criterion's minimum."""
-    return SCALES[curve <= curve.min() * 1.01 + 1e-12].max()
 
 
 def ood_sets(X_test, rng):
@@ -111,87 +90,115 @@ def ood_sets(X_test, rng):
             "x10": X_test * 10}
 
 
-def run(name, activation):
+def evaluation_sets(name, X_test):
+    sets = {"test": X_test}
+    if name == "digits":
+        sets.update(ood_sets(X_test, np.random.RandomState(0)))
+    if name == "moons":
+        sets["far"] = X_test * 10
+    return sets
+
+
+def metrics(name, log_proba, codes):
+    """Test NLL, ECE, accuracy and the out-of-distribution numbers of one method."""
+    proba = np.exp(log_proba["test"])
+    row = {"nll": nll(log_proba["test"], codes), "ece": ece(proba, codes),
+           "acc": (proba.argmax(1) == codes).mean()}
+    inside = proba.max(1)
+    if name == "digits":
+        for key in ("noise", "shuffled", "x10"):
+            outside = np.exp(log_proba[key]).max(1)
+            row[key] = roc_auc_score(np.r_[np.ones(len(inside)), np.zeros(len(outside))],
+                                     np.r_[inside, outside])
+    if name == "moons":
+        row["far"] = np.exp(log_proba["far"]).max(1).mean()
+    return row
+
+
+def one_split(name, activation, split, grid, timing):
     X, y = DATASETS[name]()
     X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.3, stratify=y,
-                                                        random_state=0)
-    start = time.perf_counter()
+                                                        random_state=split)
     model = make_pipeline(StandardScaler(), DNN2GPClassifier(random_state=0,
                                                              activation=activation))
     model.fit(X_train, y_train)
-    fit_time = time.perf_counter() - start
+    info = {"T": model[-1].temperature_}
+    if timing:
+        # Best of two fits each, alternated, after the one above warmed up torch.
+        plain = clone(model).set_params(dnn2gpclassifier__temperature=0.0)
+        times = {"auto": [], "plain": []}
+        for _ in range(2):
+            for key, estimator in (("plain", plain), ("auto", clone(model))):
+                start = time.perf_counter()
+                estimator.fit(X_train, y_train)
+                times[key].append(time.perf_counter() - start)
+        info["time ratio"] = min(times["auto"]) / min(times["plain"])
     scaler, clf = model[0], model[-1]
-    codes_test = np.searchsorted(clf.classes_, y_test)
-    codes_train = np.searchsorted(clf.classes_, y_train)
-    latent = {"test": softmax_form(*clf.predict_latent(scaler.transform(X_test)))}
-    if name == "digits":
-        for key, X_out in ood_sets(X_test, np.random.RandomState(0)).items():
-            latent[key] = softmax_form(*clf.predict_latent(scaler.transform(X_out)))
-    if name == "moons":
-        latent["far"] = softmax_form(*clf.predict_latent(scaler.transform(X_test * 10)))
-
-    def out_of_distribution(max_proba):
-        if name == "digits":
-            inside = max_proba["test"]
-            aucs = [roc_auc_score(np.r_[np.ones(len(inside)), np.zeros(len(max_proba[k]))],
-                                  np.r_[inside, max_proba[k]])
-                    for k in ("noise", "shuffled", "x10")]
-            return "AUROC " + " / ".join(f"{a:.3f}" for a in aucs)
-        if name == "moons":
-            return f"far max-p {max_proba['far'].mean():.3f}"
-        return ""
-
-    plugin_nll = nll(log_softmax(latent["test"][0], axis=1), codes_test)
-    print(f"\n## {name}, {activation} (fit {fit_time:.1f} s)")
-    print(f"{'method':>18} {'NLL':>7} {'/plugin':>7} {'ECE':>6} {'acc':>6}  out of distribution")
-
-    def report(label, log_proba, max_proba):
-        proba = np.exp(log_proba)
-        print(f"{label:>18} {nll(log_proba, codes_test):7.4f} "
-              f"{nll(log_proba, codes_test) / plugin_nll:7.3f} {ece(proba, codes_test):6.4f} "
-              f"{(proba.argmax(1) == codes_test).mean():6.4f}  {out_of_distribution(max_proba)}")
-
-    for link in ("bridge", "probit", "mc", "plugin"):
-        sets = {"test": X_test}
-        if name == "digits":
-            sets.update(ood_sets(X_test, np.random.RandomState(0)))
-        if name == "moons":
-            sets["far"] = X_test * 10
-        max_proba = {k: clf.predict_proba(scaler.transform(v), link).max(1)
-                     for k, v in sets.items()}
-        report(link + (" (default)" if link == clf.link_approximation else ""),
-               clf.predict_log_proba(scaler.transform(X_test), link), max_proba)
+    codes = np.searchsorted(clf.classes_, y_test)
+    sets = {k: scaler.transform(v) for k, v in evaluation_sets(name, X_test).items()}
+    latent = {k: softmax_form(*clf.predict_latent(v)) for k, v in sets.items()}
+    rows = {
+        "default": metrics(name, {k: clf.predict_log_proba(v) for k, v in sets.items()}, codes),
+        "probit T=1": metrics(name, {k: probit_log_proba(*v) for k, v in latent.items()},
+                              codes),
+    }
+    for link in ("mc", "bridge", "plugin"):
+        rows[link] = metrics(name, {k: clf.predict_log_proba(v, link) for k, v in sets.items()},
+                             codes)
     mlp = make_pipeline(StandardScaler(), MLPClassifier(random_state=0, max_iter=1000))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         mlp.fit(X_train, y_train)
-    mlp_sets = {"test": X_test}
-    if name == "digits":
-        mlp_sets.update(ood_sets(X_test, np.random.RandomState(0)))
-    if name == "moons":
-        mlp_sets["far"] = X_test * 10
-    report("MLPClassifier", np.log(np.clip(mlp.predict_proba(X_test), 1e-300, None)),
-           {k: mlp.predict_proba(v).max(1) for k, v in mlp_sets.items()})
+    rows["MLPClassifier"] = metrics(
+        name, {k: np.log(np.clip(mlp.predict_proba(v), 1e-300, None))
+               for k, v in evaluation_sets(name, X_test).items()}, codes)
+    theirs = laplace_torch_log_proba(clf, scaler.transform(X_train),
+                                     np.searchsorted(clf.classes_, y_train), sets)
+    if theirs is not None:
+        rows["laplace-torch"] = metrics(name, theirs, codes)
+    if grid:
+        for c in SCALES:
+            rows[f"probit T={c:g}"] = metrics(
+                name, {k: probit_log_proba(*v, c) for k, v in latent.items()}, codes)
+        info["curve"] = clf.temperature_curve_
+    return rows, info
 
-    f_train, v_train = clf.predict_latent(scaler.transform(X_train))
-    f_loo, v_loo = cavity(clf, f_train, v_train, codes_train)
-    loo = np.array([nll(probit_log_proba(f_loo, v_loo, c), codes_train) for c in SCALES])
-    loo_t = np.array([nll(probit_log_proba(*cavity(clf, f_train, v_train, codes_train, c)),
-                          codes_train) for c in SCALES])
-    picks = {"loo": pick(loo), "loo_t": pick(loo_t)}
-    for c in SCALES:
-        label = f"probit c={c:g}" + "".join(f" <{k}" for k, v in picks.items() if v == c)
-        report(label, probit_log_proba(*latent["test"], c),
-               {k: np.exp(probit_log_proba(*v, c)).max(1) for k, v in latent.items()})
-    print(f"{'criterion':>18} " + " ".join(f"{c:>7.0e}" for c in SCALES))
-    print(f"{'loo':>18} " + " ".join(f"{v:7.4f}" for v in loo))
-    print(f"{'loo_t':>18} " + " ".join(f"{v:7.4f}" for v in loo_t))
+
+def run(name, activation, splits, grid):
+    results, infos = [], []
+    for split in range(splits):
+        rows, info = one_split(name, activation, split, grid, timing=split == 0)
+        results.append(rows)
+        infos.append(info)
+    print(f"\n## {name}, {activation} ({splits} split{'s' * (splits > 1)}; chosen T "
+          + " ".join(f"{i['T']:.2g}" for i in infos)
+          + f"; fit time with the choice / without {infos[0]['time ratio']:.2f})")
+    extra = {"digits": ["noise", "shuffled", "x10"], "moons": ["far"]}.get(name, [])
+    print(f"{'method':>15} {'NLL':>7} {'/plugin':>7} {'max':>6} {'ECE':>6} {'acc':>6} "
+          + " ".join(f"{k:>8}" for k in extra))
+    for method in results[0]:
+        if method not in results[-1]:
+            continue
+        ratio = [r[method]["nll"] / r["plugin"]["nll"] for r in results]
+        mean = {k: np.mean([r[method][k] for r in results]) for k in results[0][method]}
+        print(f"{method:>15} {mean['nll']:7.4f} {np.mean(ratio):7.3f} {np.max(ratio):6.3f} "
+              f"{mean['ece']:6.4f} {mean['acc']:6.4f} "
+              + " ".join(f"{mean[k]:8.3f}" for k in extra))
+    if grid:
+        curve = infos[0]["curve"]
+        if curve is not None:
+            print("criteria of the first split (per training row):")
+            for key in ("temperature", "loo_nll", "fit_nll"):
+                print(f"{key:>12} " + " ".join(f"{v:8.2g}" for v in curve[key]))
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=DATASETS)
     parser.add_argument("--activations", nargs="+", default=["tanh", "relu"])
+    parser.add_argument("--splits", type=int, default=1)
+    parser.add_argument("--grid", action="store_true",
+                        help="also the probit at fixed temperatures and the criteria")
     parser.add_argument("--quick", action="store_true", help="moons with tanh only (seconds)")
     args = parser.parse_args(argv)
     if args.quick:
@@ -199,7 +206,7 @@ def main(argv=None):
     torch.set_num_threads(1)
     for name in args.datasets:
         for activation in args.activations:
-            run(name, activation)
+            run(name, activation, args.splits, args.grid)
 
 
 if __name__ == "__main__":
