@@ -115,12 +115,12 @@ def metrics(name, log_proba, codes):
     return row
 
 
-def one_split(name, activation, split, grid, timing):
+def one_split(name, activation, split, grid, timing, link="probit"):
     X, y = DATASETS[name]()
     X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.3, stratify=y,
                                                         random_state=split)
-    model = make_pipeline(StandardScaler(), DNN2GPClassifier(random_state=0,
-                                                             activation=activation))
+    model = make_pipeline(StandardScaler(), DNN2GPClassifier(
+        random_state=0, activation=activation, link_approximation=link))
     model.fit(X_train, y_train)
     info = {"T": model[-1].temperature_}
     if timing:
@@ -164,10 +164,10 @@ def one_split(name, activation, split, grid, timing):
     return rows, info
 
 
-def run(name, activation, splits, grid):
+def run(name, activation, splits, grid, link="probit"):
     results, infos = [], []
     for split in range(splits):
-        rows, info = one_split(name, activation, split, grid, timing=split == 0)
+        rows, info = one_split(name, activation, split, grid, timing=split == 0, link=link)
         results.append(rows)
         infos.append(info)
     print(f"\n## {name}, {activation} ({splits} split{'s' * (splits > 1)}; chosen T "
@@ -199,6 +199,8 @@ def main(argv=None):
     parser.add_argument("--splits", type=int, default=1)
     parser.add_argument("--grid", action="store_true",
                         help="also the probit at fixed temperatures and the criteria")
+    parser.add_argument("--link", default="probit",
+                        help="the estimator's link_approximation (the row 'default')")
     parser.add_argument("--quick", action="store_true", help="moons with tanh only (seconds)")
     args = parser.parse_args(argv)
     if args.quick:
@@ -206,7 +208,7 @@ def main(argv=None):
     torch.set_num_threads(1)
     for name in args.datasets:
         for activation in args.activations:
-            run(name, activation, args.splits, args.grid)
+            run(name, activation, args.splits, args.grid, args.link)
 
 
 if __name__ == "__main__":

@@ -46,16 +46,23 @@ class DNN2GPClassifier(ClassifierMixin, BaseDNN2GP):
     Parameters
     ----------
     %(network)s
-    link_approximation : {'probit', 'bridge', 'plugin', 'mc'}, default='probit'
+    link_approximation : {'meanfield', 'probit', 'mc', 'bridge', 'plugin'}, default='meanfield'
         How :meth:`predict_proba` maps the Gaussian over the logits,
         ``N(f_{w*}(x), temperature_ * J Sigma J^T)``, to class probabilities.
-        ``'probit'``: each logit scaled by ``1 / sqrt(1 + pi/8 var)`` before
-        the sigmoid / softmax. ``'mc'``: the average over ``link_samples``
-        draws, the reference that probit approximates. ``'bridge'``: the mean
-        of the Dirichlet that the Laplace bridge (Hobbhahn et al., 2022)
-        matches to the Gaussian; it is the same for every temperature, and
-        with two classes it equals the plug-in. ``'plugin'``:
-        ``softmax(f_{w*}(x))``, no uncertainty.
+        ``'meanfield'``: the softmax written over pairs of logits,
+        ``p_k = 1 / sum_j exp(-(f_k - f_j))``, each difference divided by
+        ``sqrt(1 + pi/8 var(f_k - f_j))`` with the full covariance, then
+        renormalised (Lu, Ie and Sha, 2020); for two classes it is the probit.
+        ``'probit'``: each logit divided by ``sqrt(1 + pi/8 var)`` before the
+        sigmoid / softmax; with three or more classes it also counts the
+        variance the logits share, which the softmax ignores (on iris and
+        wine its test NLL was 1-5 %% above the mean field's at the same
+        temperature). ``'mc'``: the average over ``link_samples`` draws, the
+        reference both approximate. ``'bridge'``: the mean of the Dirichlet
+        that the Laplace bridge (Hobbhahn et al., 2022) matches to the
+        Gaussian; it is the same for every temperature, and with two classes
+        it equals the plug-in. ``'plugin'``: ``softmax(f_{w*}(x))``, no
+        uncertainty.
     temperature : 'auto' or float in [0, 1], default='auto'
         The temperature ``T`` of the posterior the predictive uses: likelihood
         and prior raised to ``1/T``, i.e. the latent covariance scaled by
@@ -140,7 +147,7 @@ class DNN2GPClassifier(ClassifierMixin, BaseDNN2GP):
 
     def __init__(self, hidden_layer_sizes=(50,), activation="tanh", *, prior_precision="auto",
                  prior_structure="scalar",
-                 link_approximation="probit", temperature="auto", link_samples=100,
+                 link_approximation="meanfield", temperature="auto", link_samples=100,
                  posterior="auto",
                  inference="laplace", vi_method="vogn", mc_samples=1, precision_rate=None,
                  initial_precision="auto", solver="auto", max_iter=5000, learning_rate_init=1e-2,
@@ -332,7 +339,7 @@ class DNN2GPClassifier(ClassifierMixin, BaseDNN2GP):
         ``link_approximation``: the raw logits for ``'plugin'``, the
         probit-moderated logits ``f / sqrt(1 + pi/8 T var)`` for ``'probit'``, and
         the log-odds (binary) or log-probabilities of the predictive for
-        ``'bridge'`` and ``'mc'``. :meth:`predict_latent` gives the raw logits
+        ``'meanfield'``, ``'bridge'`` and ``'mc'``. :meth:`predict_latent` gives the raw logits
         and their covariance.
 
         Returns
@@ -374,7 +381,7 @@ class DNN2GPClassifier(ClassifierMixin, BaseDNN2GP):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-        link_approximation : {'probit', 'plugin', 'bridge', 'mc'}, default=None
+        link_approximation : {'meanfield', 'probit', 'mc', 'bridge', 'plugin'}, default=None
             Overrides the estimator's ``link_approximation`` for this call.
 
         Returns

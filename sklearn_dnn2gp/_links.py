@@ -10,13 +10,29 @@ import math
 
 import torch
 
-LINKS = ("probit", "plugin", "bridge", "mc")
+LINKS = ("probit", "meanfield", "plugin", "bridge", "mc")
 
 
 def probit_scaled_logits(f, var):
     """``f / sqrt(1 + pi/8 v)`` with ``v`` the variance of each logit."""
     v = torch.diagonal(var, dim1=1, dim2=2).clamp_min(0)
     return f / torch.sqrt(1 + math.pi / 8 * v)
+
+
+def _mean_field(f, var):
+    """The softmax written over pairs of logits, ``p_k = 1 / sum_j exp(-(f_k - f_j))``,
+    with each difference probit-moderated by its own variance
+    ``v_kj = V_kk + V_jj - 2 V_kj``, then renormalised (the mean-field approximation
+    of Lu, Ie and Sha, 2020, with the full covariance).
+
+    A shift common to all logits changes no difference, so, unlike the per-logit
+    probit, variance the logits share (the softmax ignores it) does not flatten the
+    probabilities. For two classes it is the probit exactly."""
+    d = f[:, :, None] - f[:, None, :]
+    diag = torch.diagonal(var, dim1=1, dim2=2)
+    v = (diag[:, :, None] + diag[:, None, :] - 2 * var).clamp_min(0)
+    log_p = -torch.logsumexp(-d / torch.sqrt(1 + math.pi / 8 * v), dim=2)
+    return torch.log_softmax(log_p, dim=1)
 
 
 def psd_sqrt(var):
@@ -81,6 +97,8 @@ def log_class_probabilities(f, var, link, *, n_samples=100, generator=None, bina
                                                              device=var.device), var)
     if link == "probit":
         log_p = torch.log_softmax(probit_scaled_logits(f, var), dim=1)
+    elif link == "meanfield":
+        log_p = _mean_field(f, var)
     elif link == "bridge":
         log_p = _bridge(f, var, binary)
     else:

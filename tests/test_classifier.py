@@ -150,13 +150,14 @@ def test_link_approximations(n_classes):
                 else _softmax(f))
     np.testing.assert_allclose(plugin, expected, rtol=1e-10)
     mc = clf.predict_proba(X_test, "mc")
-    for link in ("probit", "bridge", "mc"):
+    for link in ("probit", "meanfield", "bridge", "mc"):
         proba = clf.predict_proba(X_test, link)
         np.testing.assert_allclose(proba.sum(1), 1.0, rtol=1e-10)
         # Accounting for the uncertainty never makes the top class more confident.
         assert np.all(proba.max(1) <= plugin.max(1) + 1e-9)
-    # The probit approximation is close to the Monte-Carlo reference.
+    # The probit and mean-field approximations are close to the Monte-Carlo reference.
     np.testing.assert_allclose(clf.predict_proba(X_test, "probit"), mc, atol=0.05)
+    np.testing.assert_allclose(clf.predict_proba(X_test, "meanfield"), mc, atol=0.05)
     np.testing.assert_array_equal(mc, clf.predict_proba(X_test, "mc"))
     np.testing.assert_allclose(clf.predict_proba(X_test[2:3], "mc"), mc[2:3], rtol=1e-12)
     with pytest.raises(ValueError, match="link_approximation"):
@@ -283,3 +284,28 @@ def test_uncertainty_is_a_label_variance_even_with_round_off(monkeypatch):
     monkeypatch.setattr(clf, "_latent", lambda X: (f, indefinite))
     epi, _ = clf.predict_uncertainty(X[:3])
     assert np.all(epi >= 0)
+
+
+def test_mean_field_link_limits():
+    from sklearn_dnn2gp._links import log_class_probabilities, probit_scaled_logits
+
+    gen = torch.Generator().manual_seed(0)
+    f = 3 * torch.randn(6, 4, generator=gen, dtype=torch.float64)
+    A = torch.randn(6, 4, 4, generator=gen, dtype=torch.float64)
+    var = A @ A.transpose(1, 2)
+    log_p = log_class_probabilities(f, var, "meanfield")
+    torch.testing.assert_close(log_p.exp().sum(1), torch.ones(6, dtype=torch.float64))
+    # No variance: the softmax itself (the pairwise form of the softmax is exact).
+    torch.testing.assert_close(log_class_probabilities(f, 0 * var, "meanfield"),
+                               torch.log_softmax(f, dim=1), rtol=1e-12, atol=1e-12)
+    # Variance every logit shares changes no difference, so no probability.
+    common = var + 50 * torch.ones(4, 4, dtype=torch.float64)
+    torch.testing.assert_close(log_class_probabilities(f, common, "meanfield"), log_p,
+                               rtol=1e-12, atol=1e-12)
+    # Two classes, as the softmax of (0, f): the probit exactly.
+    f2 = torch.cat([torch.zeros(6, 1, dtype=torch.float64), f[:, :1]], dim=1)
+    var2 = torch.zeros(6, 2, 2, dtype=torch.float64)
+    var2[:, 1, 1] = var[:, 0, 0]
+    torch.testing.assert_close(log_class_probabilities(f2, var2, "meanfield"),
+                               torch.log_softmax(probit_scaled_logits(f2, var2), dim=1),
+                               rtol=1e-12, atol=1e-12)
