@@ -21,7 +21,7 @@ with the AUROC of telling the test digits from that set by the confidence
 confident out of distribution than in it). The script prints the test
 accuracies and the AUROCs. The README's figure is made by ``python
 examples/digits_ood.py --output docs/digits_ood.png``. One torch thread;
-about 30 s on a 2-core machine; ``--quick`` (a 64-8-10 network, 100
+about 20 s on a 2-core machine; ``--quick`` (a 64-8-10 network, 100
 iterations, a third of the test set) a few seconds.
 """
 
