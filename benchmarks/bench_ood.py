@@ -7,11 +7,12 @@ stratified splits (``--splits``, seeds 0, 1, ...), and from each fitted network
 the script computes, on the test set, the test NLL, its ratio to the plug-in's
 (``softmax(f_{w*})``), ECE (10 bins) and accuracy, for
 
-* ``default``: ``predict_proba`` as it is, the probit link with the latent
+* ``default``: ``predict_proba`` as it is, the mean-field link with the latent
   covariance tempered at ``temperature_``, which ``fit`` chose from the training
-  set (:mod:`sklearn_dnn2gp._temperature`);
+  set (:mod:`sklearn_dnn2gp._temperature`); ``--link`` sets another link for it;
 * ``probit T=1``: the probit link of the untempered posterior;
-* ``mc``: the Monte-Carlo link (100 draws) at the same ``temperature_``;
+* ``probit``, ``mc``: the probit and the Monte-Carlo link (100 draws) at the same
+  ``temperature_``;
 * ``bridge``: the Laplace bridge (the same for every temperature);
 * ``plugin``: the MAP network's softmax;
 * ``MLPClassifier``: scikit-learn's, same split, default settings, ``max_iter=1000``;
@@ -63,7 +64,6 @@ DATASETS = {
     "wine": lambda: load_wine(return_X_y=True),
     "moons": lambda: make_moons(500, noise=0.3, random_state=0),
 }
-METHODS = ("default", "probit T=1", "mc", "bridge", "plugin", "MLPClassifier", "laplace-torch")
 
 
 def softmax_form(f, var):
@@ -115,12 +115,13 @@ def metrics(name, log_proba, codes):
     return row
 
 
-def one_split(name, activation, split, grid, timing, link="probit"):
+def one_split(name, activation, split, grid, timing, link=None):
     X, y = DATASETS[name]()
     X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.3, stratify=y,
                                                         random_state=split)
+    options = {} if link is None else {"link_approximation": link}
     model = make_pipeline(StandardScaler(), DNN2GPClassifier(
-        random_state=0, activation=activation, link_approximation=link))
+        random_state=0, activation=activation, **options))
     model.fit(X_train, y_train)
     info = {"T": model[-1].temperature_}
     if timing:
@@ -142,9 +143,9 @@ def one_split(name, activation, split, grid, timing, link="probit"):
         "probit T=1": metrics(name, {k: probit_log_proba(*v) for k, v in latent.items()},
                               codes),
     }
-    for link in ("mc", "bridge", "plugin"):
-        rows[link] = metrics(name, {k: clf.predict_log_proba(v, link) for k, v in sets.items()},
-                             codes)
+    for other in ("probit", "mc", "bridge", "plugin"):
+        rows[other] = metrics(name, {k: clf.predict_log_proba(v, other) for k, v in sets.items()},
+                              codes)
     mlp = make_pipeline(StandardScaler(), MLPClassifier(random_state=0, max_iter=1000))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -164,7 +165,7 @@ def one_split(name, activation, split, grid, timing, link="probit"):
     return rows, info
 
 
-def run(name, activation, splits, grid, link="probit"):
+def run(name, activation, splits, grid, link=None):
     results, infos = [], []
     for split in range(splits):
         rows, info = one_split(name, activation, split, grid, timing=split == 0, link=link)
@@ -199,8 +200,9 @@ def main(argv=None):
     parser.add_argument("--splits", type=int, default=1)
     parser.add_argument("--grid", action="store_true",
                         help="also the probit at fixed temperatures and the criteria")
-    parser.add_argument("--link", default="probit",
-                        help="the estimator's link_approximation (the row 'default')")
+    parser.add_argument("--link", default=None,
+                        help="the estimator's link_approximation for the row 'default' "
+                             "(default: the estimator's default)")
     parser.add_argument("--quick", action="store_true", help="moons with tanh only (seconds)")
     args = parser.parse_args(argv)
     if args.quick:
