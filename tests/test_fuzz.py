@@ -188,7 +188,7 @@ def _check_classifier(family, clf, fitted_on, X_eval, eval_name, scales):
     for scale in scales:
         X_s = X_eval * scale
         where = f"{eval_name} * {scale:g}"
-        for link in ("bridge", "probit", "mc", "plugin"):
+        for link in ("meanfield", "bridge", "probit", "mc", "plugin"):
             label = f"{fixed}.predict_proba({where}, link_approximation={link!r})"
             proba = _check_outputs(
                 family, label, lambda link=link, X_s=X_s: clf.predict_proba(X_s, link),
@@ -217,7 +217,7 @@ def _check_classifier(family, clf, fitted_on, X_eval, eval_name, scales):
        activation=st.sampled_from(["relu", "tanh"]),
        inference=st.sampled_from(["laplace", "vi"]),
        posterior=st.sampled_from(["full", "diag"]),
-       link=st.sampled_from(["bridge", "probit", "mc", "plugin"]),
+       link=st.sampled_from(["meanfield", "bridge", "probit", "mc", "plugin"]),
        prior_precision=log_uniform(-12, 6), separable=st.booleans(),
        width=st.sampled_from([4, 8]))
 def test_classifier_predictions_at_scaled_inputs(seed, n_classes, activation, inference,
@@ -254,7 +254,7 @@ def test_classifier_predictions_at_scaled_inputs(seed, n_classes, activation, in
 @given(seed=st.integers(0, 2**16), n_classes=st.sampled_from([2, 3]),
        solver=st.sampled_from(["adam", "lbfgs"]), learning_rate=log_uniform(-3, 6),
        weight_scale=log_uniform(-2, 10), x_scale=log_uniform(0, 8),
-       link=st.sampled_from(["bridge", "probit", "mc", "plugin"]),
+       link=st.sampled_from(["meanfield", "bridge", "probit", "mc", "plugin"]),
        posterior=st.sampled_from(["full", "diag"]))
 def test_classifier_after_extreme_fits(seed, n_classes, solver, learning_rate, weight_scale,
                                        x_scale, link, posterior):

@@ -32,7 +32,7 @@ def test_probabilities_stay_finite_far_from_the_data(n_classes, posterior, scale
     far = X * scale
     epistemic, aleatoric = clf.predict_uncertainty(far)
     assert np.all((epistemic >= 0) & (epistemic <= 0.25)) and np.all(aleatoric >= 0)
-    for link in ["bridge", "probit", "mc", "plugin"]:
+    for link in ["meanfield", "bridge", "probit", "mc", "plugin"]:
         proba = clf.predict_proba(far, link)
         log_proba = clf.predict_log_proba(far, link)
         assert np.all(np.isfinite(proba)) and np.all(proba >= 0)
