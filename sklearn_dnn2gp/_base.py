@@ -1,5 +1,7 @@
-"""The estimator skeleton shared by the regressor and the classifier:
-validate -> train -> curvature -> posterior, and the Jacobian-based views."""
+"""The estimator skeleton shared by the regressor and the classifier: the parameter
+constraints, validate -> train -> curvature -> posterior, the evidence search of
+``'auto'`` hyperparameters, and the ``theta`` API of the evidence. The GP views
+(kernel, features, latent covariances) are :mod:`._views`'s."""
 
 import math
 import warnings

@@ -1,5 +1,6 @@
-"""The function-space view (Theorem 1): NTK kernel blocks, transformed targets and
-the exact GP computations on the whitened linear model.
+"""The function-space view (Theorem 1): NTK kernel blocks, the GP mean's weights and
+the exact GP evidence on the whitened linear model (the transformed targets are the
+likelihood's, :meth:`Gaussian.transformed_targets`).
 
 Whitening: with ``Lambda_i = R_i^T R_i`` and sample weights ``w_i``, the linear
 model ``y~ = J w + eps``, ``eps ~ N(0, Lambda^-1 / w)``, ``w ~ N(0, I / delta)``
@@ -14,14 +15,8 @@ from typing import NamedTuple
 
 import torch
 
-from ._likelihoods import Gaussian
 from ._posterior import add_to_diagonal, from_curvature
 from ._utils import LOG_2PI
-
-
-def gaussian_transformed_targets(f, J, w, y):
-    """``y~ = J w* - Lambda^-1 r = y + J w* - f`` for a Gaussian likelihood, (n, K)."""
-    return Gaussian.transformed_targets(f, J, w, y)
 
 
 def gp_weight_shift(posterior, b):
@@ -73,22 +68,6 @@ def whitened_log_evidence(M, u, prior_precision, space="function"):
         - torch.log(torch.diagonal(chol)).sum()
         - 0.5 * n * LOG_2PI
     )
-
-
-def whitened_latent_variance(M, J_test, prior_precision):
-    """``k** - k*^T (K + I)^-1 k*`` per test point, K x K blocks (b, K, K).
-
-    ``M`` holds the whitened training Jacobians (n, P), ``J_test`` the
-    Jacobians of the test points (b, K, P).
-    """
-    M, J_test = M.to(torch.float64), J_test.to(torch.float64)
-    n = M.shape[0]
-    K = M @ M.T / prior_precision + torch.eye(n, dtype=M.dtype, device=M.device)
-    chol = torch.linalg.cholesky(K)
-    k_cross = J_test @ M.T / prior_precision  # (b, K, n)
-    v = torch.linalg.solve_triangular(chol, k_cross.reshape(-1, n).T, upper=False)
-    v = v.T.reshape(k_cross.shape)
-    return J_test @ J_test.transpose(1, 2) / prior_precision - v @ v.transpose(1, 2)
 
 
 class IterateGP(NamedTuple):

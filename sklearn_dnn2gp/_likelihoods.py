@@ -111,10 +111,6 @@ class Gaussian(Likelihood):
         """``y~ = J w* - Lambda^-1 r = y + J w* - f`` (n, K)."""
         return y + J @ w.to(J.dtype) - f
 
-    def predictive_variance(self, latent_variance):
-        """Variance of ``y`` from the latent variance ``J Sigma J^T`` (n, K)."""
-        return latent_variance + self.noise_std.to(latent_variance) ** 2
-
     def statistics(self, module, X, y, weights, posterior=None):
         """The per-output weighted residual sum of squares (the likelihood at any
         noise) and, for a posterior with the GP evidence (a full one), the whitened

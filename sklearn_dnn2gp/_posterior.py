@@ -25,8 +25,9 @@ from ._network import flat_parameters
 
 
 class _Gaussian:
-    """What both posteriors share: their size and cheap copies with other
-    hyperparameters or another mean (the factorisation is shared, not copied)."""
+    """What the full, diagonal and K-FAC posteriors share: their size and cheap copies
+    with other hyperparameters or another mean (the factorisation is shared, not
+    copied)."""
 
     @property
     def n_parameters(self):

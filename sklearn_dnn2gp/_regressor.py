@@ -434,7 +434,7 @@ _NOISE_MISMATCH = 10.0
 def _warn_if_noise_mismatched(rss, sum_weights, noise_std):
     """Warn when the training residuals are far wider than ``noise_std``: the
     predictive std (about ``noise_std`` on the data) is then far too small, as
-    for raw targets in the thousands with the default ``noise_std=1``."""
+    for raw targets in the thousands with ``noise_std=1``."""
     if sum_weights <= 0:
         return
     rms = np.sqrt(rss / sum_weights)

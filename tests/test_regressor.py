@@ -8,7 +8,7 @@ from sklearn.gaussian_process.kernels import ConstantKernel, DotProduct
 
 from sklearn_dnn2gp._curvature import whitened_jacobians
 from sklearn_dnn2gp._evidence import laplace_log_evidence
-from sklearn_dnn2gp._gp import gaussian_transformed_targets, whitened_log_evidence
+from sklearn_dnn2gp._gp import whitened_log_evidence
 from sklearn_dnn2gp._likelihoods import Gaussian
 
 from ._helpers import (
@@ -41,7 +41,7 @@ def _whitened(est, X, y, noise_std=None, weights=None):
     Wt = None if weights is None else torch.tensor(weights, dtype=torch.float64)
     Ms, us = [], []
     for sl, f, J, M in whitened_jacobians(est.module_, lik, Xt, Wt):
-        u = lik.whiten(f, gaussian_transformed_targets(f, J, w, Y[sl]))
+        u = lik.whiten(f, lik.transformed_targets(f, J, w, Y[sl]))
         if Wt is not None:
             u = u * torch.sqrt(Wt[sl])[:, None]
         Ms.append(M.reshape(-1, M.shape[-1]))
@@ -145,11 +145,24 @@ def test_weight_and_function_space_agree(hidden, n):
     np.testing.assert_allclose(
         est.log_marginal_likelihood_, float(whitened_log_evidence(M, u, 0.7)) + const, rtol=1e-8
     )
-    from sklearn_dnn2gp._gp import whitened_latent_variance
-
     epistemic, _ = est.predict_uncertainty(X_test)
     direct = torch.diagonal(whitened_latent_variance(M, J, 0.7), dim1=1, dim2=2)[:, 0]
     np.testing.assert_allclose(epistemic, direct.numpy(), rtol=1e-8)
+
+
+def whitened_latent_variance(M, J_test, prior_precision):
+    """``k** - k*^T (K + I)^-1 k*`` per test point by a direct Cholesky in function
+    space (b, K, K): the independent truth for the estimator's latent variance.
+    ``M`` holds the whitened training Jacobians (n, P), ``J_test`` the test
+    points' Jacobians (b, K, P)."""
+    M, J_test = M.to(torch.float64), J_test.to(torch.float64)
+    n = M.shape[0]
+    K = M @ M.T / prior_precision + torch.eye(n, dtype=M.dtype)
+    chol = torch.linalg.cholesky(K)
+    k_cross = J_test @ M.T / prior_precision  # (b, K, n)
+    v = torch.linalg.solve_triangular(chol, k_cross.reshape(-1, n).T, upper=False)
+    v = v.T.reshape(k_cross.shape)
+    return J_test @ J_test.transpose(1, 2) / prior_precision - v @ v.transpose(1, 2)
 
 
 def test_weight_space_samples_match_covariance():
