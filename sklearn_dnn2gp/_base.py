@@ -1,9 +1,9 @@
-"""The estimator skeleton shared by the regressor and the classifier: the parameter
-constraints, validate -> train -> curvature -> posterior, the evidence search of
-``'auto'`` hyperparameters, and the ``theta`` API of the evidence. The GP views
-(kernel, features, latent covariances) are :mod:`._views`'s."""
+"""The estimator skeleton shared by the regressor and the classifier: its parameter
+constraints and ``fit``, validate -> train -> curvature -> posterior. The search
+of ``'auto'`` hyperparameters is :mod:`._auto`'s, the ``theta`` API of the
+evidence :mod:`._theta`'s, and the GP views (kernel, features, latent
+covariances) :mod:`._views`'s."""
 
-import math
 import warnings
 from numbers import Integral, Real
 from typing import Any, NamedTuple
@@ -18,10 +18,8 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-from ._auto import LOG_BOUNDS, Trial, search_log_ratio
-from ._curvature import is_mlp
-from ._evidence import maximize_log_evidence
-from ._laplace import POSTERIORS, laplace
+from ._auto import SCALE_FLOOR, START_LOG_RATIO, TRIAL_TOL_FACTOR, EvidenceSearch
+from ._laplace import laplace
 from ._module_check import check_module
 from ._network import (
     flat_parameters,
@@ -35,10 +33,10 @@ from ._network import (
 from ._resources import (
     check_full_posterior,
     check_full_vi,
-    full_posterior_is_comfortable,
-    full_vi_is_comfortable,
+    choose_structure,
 )
-from ._training import burn_in_steps, train_map, train_vi
+from ._theta import EvidenceMixin, _positive_float
+from ._training import train_map
 from ._utils import (
     choose_threads,
     make_generator,
@@ -49,7 +47,9 @@ from ._utils import (
     torch_threads,
 )
 from ._verbose import phase
+from ._vi import burn_in_steps, train_vi
 from ._views import GPViewMixin, scoped_threads  # noqa: F401 (re-exported)
+from .posteriors import POSTERIOR_OPTIONS
 
 # Full batch up to this many examples when batch_size='auto' (the objective is a sum,
 # so a full batch is exact and deterministic).
@@ -84,38 +84,6 @@ def _check_hidden_layer_sizes(sizes):
     return tuple(int(s) for s in sizes)
 
 
-def _positive_float(value, name):
-    """A positive, finite real scalar as a float, or a ValueError/TypeError that names it."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, Real):
-        raise TypeError(f"{name} must be a positive float, got {value!r} "
-                        f"of type {type(value).__name__}.")
-    value = float(value)
-    if not (np.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be a positive, finite float, got {value!r}.")
-    return value
-
-
-def finite_evidence(compute, **hyperparameters):
-    """``compute()`` as a float, or a ValueError naming the hyperparameters that made
-    it overflow or its eigendecomposition fail."""
-    at = ", ".join(f"{name}={np.array2string(np.asarray(v), precision=4)}"
-                   for name, v in hyperparameters.items())
-    try:
-        value = float(compute())
-    except torch.linalg.LinAlgError as exc:
-        # E.g. per-layer precisions 1e300 apart: the rescaled curvature is not
-        # decomposable in float64.
-        raise ValueError(
-            f"The log evidence at {at} could not be computed ({exc}); these "
-            "hyperparameters are too extreme for this network."
-        ) from exc
-    if not np.isfinite(value):
-        raise ValueError(
-            f"The log evidence at {at} is not representable in float64 ({value}); "
-            "these hyperparameters are too extreme for this network."
-        )
-    return value
-
 
 class _Fit(NamedTuple):
     """One trained network with its posterior and evidence."""
@@ -137,40 +105,7 @@ class _Fit(NamedTuple):
                                    caught.lineno)
 
 
-# The noise scale maximised on each ray stays within this factor of where it was trained.
-_NOISE_SPAN = 1e3
-# noise_std='auto' stays above this fraction of y's std: a noise variance of 1e-5 of
-# y's, the lower bound of scikit-learn's WhiteKernel. On noise-free targets the
-# evidence grows without bound as sigma -> 0, and training at delta sigma^2 ~ 1e-8
-# (where the search's bound stopped it) hit max_iter without converging.
-_NOISE_FLOOR = 10 ** -2.5
-# The search's trials stop at this multiple of ``tol``.
-_TRIAL_TOL_FACTOR = 10.0
-# Where the search of delta * sigma^2 starts for standardised targets (sigma relative
-# to y's std): strongly regularised, where training is fast and warm starts towards
-# less regularisation are short (measured: on diabetes and red wine, 2-5x fewer
-# iterations than from 1).
-_START_LOG_RATIO = math.log(10.0)
-
-
-def _profile(evidence, log_ratio, delta, scale, *, direction=1.0, profile_noise, noise_at):
-    """The evidence of a fit and its maximiser along its ray ``delta * scale^2 =
-    exp(log_ratio) * direction`` (every point of which has the same MAP) when
-    ``profile_noise``; else at the hyperparameters it was trained at."""
-    if not profile_noise:
-        return float(evidence(delta)), {"prior_precision": delta, "noise_scale": scale}
-    ratio = math.exp(log_ratio) * direction
-
-    def along_ray(c):
-        return float(evidence(ratio / c[0] ** 2, noise_std=noise_at(c[0])))
-
-    low = max(scale / _NOISE_SPAN, _NOISE_FLOOR)
-    (c,), value = maximize_log_evidence(
-        along_ray, [max(scale, low)], [[low, max(scale * _NOISE_SPAN, low)]])
-    return value, {"prior_precision": ratio / c**2, "noise_scale": float(c)}
-
-
-class BaseDNN2GP(GPViewMixin, BaseEstimator):
+class BaseDNN2GP(EvidenceMixin, GPViewMixin, BaseEstimator):
     """Shared machinery; not for direct use."""
 
     _parameter_constraints = {
@@ -179,7 +114,7 @@ class BaseDNN2GP(GPViewMixin, BaseEstimator):
         "prior_precision": [Interval(Real, 0, None, closed="neither"), StrOptions({"auto"}),
                             "array-like"],
         "prior_structure": [StrOptions({"scalar", "layerwise"})],
-        "posterior": [StrOptions({"auto", *POSTERIORS})],
+        "posterior": [StrOptions(POSTERIOR_OPTIONS)],
         "inference": [StrOptions({"laplace", "vi"})],
         "vi_method": [StrOptions({"vogn", "ogn"})],
         "mc_samples": [Interval(Integral, 1, None, closed="left")],
@@ -416,96 +351,43 @@ class BaseDNN2GP(GPViewMixin, BaseEstimator):
         return values.to(device=like.device, dtype=like.dtype)
 
     def _select_by_evidence(self, module, X_t, y_t, w_t, training):
-        """Train along a one-dimensional search of the retrained evidence (see
-        :mod:`._auto`) and return the best fit, rebuilt at the chosen
-        hyperparameters; the trials are kept in ``evidence_trace_``. With
-        per-layer 'auto' precisions, one sweep of coordinate searches over each
-        layer's precision follows the search of a common one."""
-        auto = self._auto_hyperparameters()
-        noise_auto = "noise_std" in auto
-        fixed = self._resolve_prior_precision()
-        # The searched ratio delta sigma^2 (or delta) is exp(t) times ``direction``:
-        # 1 for one precision, per layer the fixed precisions' proportions (geometric
-        # mean 1) or exp of the layers' offsets.
-        if fixed is None:
-            direction, fixed_delta = 1.0, None
-        elif np.ndim(fixed) == 0:
-            direction, fixed_delta = 1.0, fixed
-        else:
-            fixed_delta = float(np.exp(np.log(fixed).mean()))
-            direction = fixed / fixed_delta
+        """Train along the search of the retrained evidence (:class:`._auto.EvidenceSearch`)
+        and return the fit it keeps; the trials go to ``evidence_trace_``."""
         initial = flat_parameters(module).detach().clone()
-        # Trials only rank hyperparameters: they stop at a looser tolerance, and the
-        # best one is trained on to ``tol`` at the end.
-        trial_training = {**training, "tol": training["tol"] * _TRIAL_TOL_FACTOR}
+        trial_training = {**training, "tol": training["tol"] * TRIAL_TOL_FACTOR}
 
-        def split(t, scale, direction):
-            """(delta, noise scale) of training at log-ratio ``t``."""
-            if fixed_delta is not None:
-                return fixed_delta * direction, math.sqrt(math.exp(t) / fixed_delta)
-            return math.exp(t) * direction / scale**2, scale
+        def train(warm, prior_precision, scale, trial):
+            # Under VI the trials train MAPs (VI's evidence is the Laplace one at its
+            # mean) and the finalist is one VI fit from the initial weights.
+            restart = warm is None or (not trial and self.inference == "vi")
+            set_flat_parameters(module, initial if restart else warm.weights)
+            return self._train_at(module, X_t, y_t, w_t,
+                                  trial_training if trial else training, prior_precision,
+                                  self._likelihood_at(scale),
+                                  inference="laplace" if trial else None)
 
-        def evaluate(t, warm, direction=direction):
-            scale = 1.0 if warm is None else warm.hyperparameters["noise_scale"]
-            delta, scale = split(t, scale, direction)
-            set_flat_parameters(module, initial if warm is None else warm.state.weights)
-            try:
-                # Under VI the search trains MAPs: VI's evidence is the Laplace one at
-                # its mean, and one VI fit at the chosen point follows.
-                fit = self._train_at(module, X_t, y_t, w_t, trial_training, delta,
-                                     self._likelihood_at(scale), inference="laplace")
-            except ValueError:
-                if warm is None:
-                    raise
-                # Training diverged at these extreme hyperparameters: not a candidate.
-                return Trial(t, -math.inf, {"prior_precision": delta, "noise_scale": scale},
-                             None)
-            value, chosen = _profile(self._grouped(fit.evidence), t, delta, scale,
-                                     direction=direction,
-                                     profile_noise=noise_auto and fixed_delta is None,
-                                     noise_at=self._noise_at)
-            if not math.isfinite(value):
-                value = -math.inf
-            trial = Trial(t, value, chosen, fit)
+        def evidence(fit, prior_precision, scale=None):
+            at = self._grouped(fit.evidence)
+            if scale is None:
+                return float(at(prior_precision))
+            return float(at(prior_precision, noise_std=self._noise_at(scale)))
+
+        def on_trial(trial):
             if self.verbose:
                 print(f"[{type(self).__name__}] evidence search: "
                       + ", ".join(f"{k}={np.array2string(np.asarray(v), precision=4)}"
-                                  for k, v in self._reported(chosen).items())
-                      + f", log evidence {self._reported_evidence(value):.6g} "
-                        f"({fit.n_iter} iterations)", flush=True)
-            return trial
+                                  for k, v in self._reported(trial.hyperparameters).items())
+                      + f", log evidence {self._reported_evidence(trial.log_evidence):.6g} "
+                        f"({trial.state.n_iter} iterations)", flush=True)
 
-        def propose(trial):
-            # The first network's closed-form maximiser over (delta, sigma), as log ratio.
-            fit, scale = trial.state, trial.hyperparameters["noise_scale"]
-            (delta, c), _ = maximize_log_evidence(
-                lambda theta: float(fit.evidence(theta[0], noise_std=self._noise_at(theta[1]))),
-                [trial.hyperparameters["prior_precision"], scale],
-                [[1e-8, 1e8], [max(scale / _NOISE_SPAN, _NOISE_FLOOR), scale * _NOISE_SPAN]])
-            return math.log(delta * c**2)
-
-        if fixed_delta is not None:
-            start = math.log(fixed_delta)
-        else:
-            start = _START_LOG_RATIO if noise_auto and self._fitted("normalize_y") else 0.0
-        # Only where the closed form is at hand: a regressor's profile already holds
-        # the spectrum its maximisation needs.
-        both = noise_auto and fixed_delta is None
-        bounds = LOG_BOUNDS
-        if noise_auto and fixed_delta is not None:
-            # Here t fixes the noise: sigma^2 = exp(t) / delta.
-            bounds = (max(LOG_BOUNDS[0], math.log(fixed_delta * _NOISE_FLOOR**2)), LOG_BOUNDS[1])
-        best, trials = search_log_ratio(evaluate, start, propose=propose if both else None,
-                                        bounds=bounds)
-        finalists = [best]
-        if fixed is None and self._layerwise():
-            layered, more = self._search_layers(evaluate, best)
-            trials += more
-            if layered is not best:
-                # Trials stop early, so their evidences carry that error; the common
-                # precision's best and the layers' are both trained to ``tol`` and
-                # compared there (the per-layer family contains the common one).
-                finalists.insert(0, layered)
+        scale_auto = "noise_std" in self._auto_hyperparameters()
+        search = EvidenceSearch(
+            train, evidence, fixed_prior=self._resolve_prior_precision(),
+            search_scale=scale_auto, layerwise=self._layerwise(),
+            n_groups=self._n_prior_groups,
+            start=START_LOG_RATIO if scale_auto and self._fitted("normalize_y") else 0.0,
+            on_trial=on_trial)
+        result = search.run()
 
         def entry(hyperparameters, log_evidence, n_iter):
             if self._layerwise():
@@ -515,56 +397,20 @@ class BaseDNN2GP(GPViewMixin, BaseEstimator):
                     "log_marginal_likelihood": self._reported_evidence(log_evidence),
                     "n_iter": n_iter}
 
+        # The fit kept is the trace's last entry.
         self.evidence_trace_ = [
             entry(trial.hyperparameters, trial.log_evidence,
                   None if trial.state is None else trial.state.n_iter)
-            for trial in trials]
-        # The fit kept, the trace's last entry, is trained at the chosen point: the best
-        # trial trained on to ``tol`` along its ray (the same MAP), or under VI one VI
-        # fit from the initial weights.
-        final = []
-        for candidate in finalists:
-            chosen = candidate.hyperparameters
-            set_flat_parameters(module, initial if self.inference == "vi"
-                                else candidate.state.weights)
-            fit = self._train_at(module, X_t, y_t, w_t, training, chosen["prior_precision"],
-                                 self._likelihood_at(chosen["noise_scale"]))
-            value = float(self._grouped(fit.evidence)(chosen["prior_precision"]))
-            final.append((value, chosen, fit))
-        final.sort(key=lambda item: item[0] if math.isfinite(item[0]) else -math.inf)
-        for value, chosen, fit in final:
-            self.evidence_trace_.append(entry(chosen, value, fit.n_iter))
-        _, chosen, fit = final[-1]
-        fit.emit_warnings()
-        if noise_auto and chosen["noise_scale"] <= _NOISE_FLOOR * (1 + 1e-3):
+            for trial in result.trials]
+        self.evidence_trace_ += [entry(chosen, value, fit.n_iter)
+                                 for value, chosen, fit in result.finals]
+        result.fit.emit_warnings()
+        if scale_auto and result.hyperparameters["scale"] <= SCALE_FLOOR * (1 + 1e-3):
             warnings.warn(
-                f"The evidence put noise_std at its lower bound, {_NOISE_FLOOR:.3g} times "
+                f"The evidence put noise_std at its lower bound, {SCALE_FLOOR:.3g} times "
                 "the standard deviation of y: the targets look noise-free. Set noise_std "
                 "to the noise you expect if that is so.", ConvergenceWarning)
-        return fit
-
-    def _search_layers(self, evaluate, best):
-        """One sweep of coordinate searches of the retrained evidence, layer by
-        layer, over the log offset of that layer's precision from the common one
-        ``best`` found (each a :func:`search_log_ratio` started at the current
-        offset, whose first point is the best fit so far, not retrained)."""
-        t0, offsets, trials = best.log_ratio, np.zeros(self._n_prior_groups), []
-        for layer in range(self._n_prior_groups):
-            current = best
-
-            def along(u, warm, layer=layer, current=current):
-                if warm is None:  # the start: the best fit so far
-                    return current._replace(log_ratio=u)
-                moved = offsets.copy()
-                moved[layer] = u
-                trial = evaluate(t0, warm, direction=np.exp(moved))
-                return trial._replace(log_ratio=u)
-
-            found, run = search_log_ratio(along, offsets[layer])
-            trials += run[1:]
-            if found.log_evidence > best.log_evidence:
-                best, offsets[layer] = found, found.log_ratio
-        return best._replace(log_ratio=t0), trials
+        return result.fit
 
     def _grouped(self, evidence):
         """``evidence`` taking per-layer precisions (arrays) as well as a float."""
@@ -603,30 +449,13 @@ class BaseDNN2GP(GPViewMixin, BaseEstimator):
 
     def _resolve_structure(self, module, n_rows, n_params, device, batch_rows=None,
                            inference=None):
-        """``posterior``, with 'auto' resolved: for Laplace the exact full posterior
-        while it is comfortable in memory and time, else K-FAC for an MLP and the
-        diagonal for other networks; for VI a full ``q`` while its per-step P x P
-        factorisations are comfortable (small networks: see ``full_vi_cost``; a
-        diagonal ``q`` cannot show in-between uncertainty), else the diagonal.
+        """``posterior`` with 'auto' resolved (:func:`._resources.choose_structure`);
         ``inference`` overrides the fitted one."""
-        posterior = self._fitted("posterior")
-        inference = self._fitted("inference") if inference is None else inference
-        if inference == "vi" and posterior == "kron" and not is_mlp(module):
-            # Before training: VI's K-FAC q needs the layers' factors at every step.
-            raise ValueError(
-                "posterior='kron' with inference='vi' needs a network of Linear layers "
-                f"and elementwise activations; got {type(module).__name__}. Use "
-                "posterior='diag' or 'full'.")
-        if posterior != "auto":
-            return posterior
-        if inference == "vi":
-            steps = burn_in_steps(self._precision_rate())
-            if full_vi_is_comfortable(n_rows, batch_rows or n_rows, n_params, steps, device):
-                return "full"
-            return "diag"
-        if full_posterior_is_comfortable(n_rows, n_params, device):
-            return "full"
-        return "kron" if is_mlp(module) else "diag"
+        return choose_structure(
+            self._fitted("posterior"),
+            self._fitted("inference") if inference is None else inference, module, n_rows,
+            n_params, device, batch_rows=batch_rows,
+            burn_in=lambda: burn_in_steps(self._precision_rate()))
 
     def _precision_rate(self):
         rate, beta = self._fitted("learning_rate_init"), self._fitted("precision_rate")
@@ -645,71 +474,6 @@ class BaseDNN2GP(GPViewMixin, BaseEstimator):
     def _validate_X(self, X):
         return validate_data(self, X, reset=False, dtype=_FLOAT_DTYPES)
 
-    def _theta_argument(self, theta, prior_precision, eval_gradient, *others):
-        """``theta`` of ``log_marginal_likelihood``: given, or a 1-D array passed as the
-        first argument (GaussianProcessRegressor's convention); None otherwise."""
-        if theta is None and np.ndim(prior_precision) == 1 and not isinstance(
-                prior_precision, str):
-            theta, prior_precision = prior_precision, None
-        if theta is None:
-            if eval_gradient:
-                raise ValueError("eval_gradient=True needs theta, the log-hyperparameters.")
-            return None
-        if prior_precision is not None or any(v is not None for v in others):
-            raise ValueError("Give either theta or the hyperparameters, not both.")
-        try:
-            theta = np.asarray(theta, dtype=np.float64)
-        except (TypeError, ValueError):
-            raise TypeError(f"theta must be an array of floats, got {theta!r}.") from None
-        names = self._theta_names()
-        if theta.shape != (len(names),) or not np.all(np.isfinite(theta)):
-            raise ValueError(
-                f"theta must hold {len(names)} finite log-hyperparameters (log of "
-                f"{', '.join(names)}), got {theta!r}."
-            )
-        return theta
-
-    def _log_evidence_at_theta(self, theta, eval_gradient):
-        n_prior = self._n_prior_values()
-
-        def value(t):
-            # An overflow to inf (or 0) is refused below, naming the hyperparameter.
-            with np.errstate(over="ignore", under="ignore"):
-                delta = np.exp(t[:n_prior])
-                noise = np.exp(t[n_prior:]) if len(t) > n_prior else None
-            return self._log_evidence_at(delta if n_prior > 1 else float(delta[0]), noise)
-
-        lml = value(theta)
-        if not eval_gradient:
-            return lml
-        # Central differences of a closed form: O(h^2) with h = 1e-4 in log units.
-        step = 1e-4
-        grad = np.array([(value(theta + step * e) - value(theta - step * e)) / (2 * step)
-                         for e in np.eye(len(theta))])
-        return lml, grad
-
-    def _n_prior_values(self):
-        """How many prior precisions the fit has: one, or one per layer."""
-        return self._n_prior_groups if self._layerwise() else 1
-
-    def _prior_theta_names(self):
-        if self._layerwise():
-            return [f"prior_precision[{i}]" for i in range(self._n_prior_groups)]
-        return ["prior_precision"]
-
-    def _check_prior_precision(self, prior_precision):
-        """``delta`` for an evidence re-evaluation (the fitted one when None; a
-        float is every layer's), and the form the evidence takes."""
-        if prior_precision is None:
-            prior_precision = self.prior_precision_
-        elif (self._layerwise() and isinstance(prior_precision, np.ndarray)
-              and prior_precision.shape == (self._n_prior_groups,)):
-            # One value per layer comes only from theta, whose exp can overflow or vanish.
-            for i, value in enumerate(prior_precision):
-                _positive_float(value, f"prior_precision[{i}]")
-        else:
-            prior_precision = _positive_float(prior_precision, "prior_precision")
-        return prior_precision, self._expand_prior(prior_precision)
 
     # --------------------------------------------------------------- pickling
     def __getstate__(self):

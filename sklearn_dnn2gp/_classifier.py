@@ -11,7 +11,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 
-from ._base import BaseDNN2GP, finite_evidence, scoped_threads
+from ._base import BaseDNN2GP, scoped_threads
 from ._docs import fill_shared_parameters
 from ._likelihoods import Bernoulli, Categorical
 from ._links import LINKS, infinite_rows, probit_scaled_logits, psd_sqrt
@@ -24,6 +24,7 @@ from ._temperature import (
     select_temperature,
     temperature_criteria,
 )
+from ._theta import finite_evidence
 from ._utils import make_generator, to_numpy, to_tensor
 
 

@@ -15,8 +15,8 @@ from typing import NamedTuple
 
 import torch
 
-from ._posterior import add_to_diagonal, from_curvature
 from ._utils import LOG_2PI
+from .posteriors import DiagPosterior, FullPosterior, add_to_diagonal
 
 
 def gp_weight_shift(posterior, b):
@@ -95,7 +95,7 @@ def vi_iterate_gp(f, J, y, likelihood, mean, precision, *, prior_precision, beta
                   learning_rate=None, weights=None, scale=1.0, n_samples=1):
     """The GP of Theorem 2 at a VI iterate ``q_t = N(mu_t, Sigma_t)``.
 
-    The next iterate of :func:`~sklearn_dnn2gp._training.natural_gradient_step`
+    The next iterate of :func:`~sklearn_dnn2gp._vi.natural_gradient_step`
     (step ``alpha``, averaging rate ``beta``) is exactly the posterior of the
     linear model ``y~ = J w + eps``, ``eps_i ~ N(0, (beta c w_i Lambda_i / m)^-1)``,
     ``w ~ N(m_t, V_t)`` with
@@ -142,7 +142,8 @@ def vi_iterate_gp(f, J, y, likelihood, mean, precision, *, prior_precision, beta
     delta = float(prior_precision)
     curvature = add_to_diagonal(precision, -delta)
     # V_t^-1 = (1 - beta) (S + delta I) + beta delta I = (1 - beta) S + delta I.
-    prior = from_curvature(mean, (1 - beta) * curvature, delta)
+    structure = DiagPosterior if precision.dim() == 1 else FullPosterior
+    prior = structure.from_curvature(mean, (1 - beta) * curvature, delta)
     prior_mean = mean - alpha * delta * prior.covariance_product(mean)
     J64, f64 = J.to(torch.float64), f.to(torch.float64)
     lam = likelihood.precision(f64)

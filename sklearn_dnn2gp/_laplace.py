@@ -1,18 +1,12 @@
 """The Laplace-GGN posterior of a trained network, and its evidence.
 
-:data:`POSTERIORS` is the one place that maps the ``posterior`` parameter to a
-posterior structure. A structure is a class with a ``from_data`` constructor
-(module, likelihood, data, prior precision -> posterior) and the interface of
-:mod:`._posterior` (``mean``, ``functional_variance``, ``log_det_ratio``,
-``with_hyperparameters``, ``sample``, ...); adding one (K-FAC, last layer) is
-one class and one entry here.
+A structure is a class of :mod:`.posteriors`, looked up by name in its
+table; per-layer precisions wrap it in a :class:`~.posteriors.ScaledPosterior`.
 """
 
 import torch
 
-from ._posterior import DiagPosterior, FullPosterior, KronPosterior, ScaledPosterior
-
-POSTERIORS = {"full": FullPosterior, "diag": DiagPosterior, "kron": KronPosterior}
+from .posteriors import ScaledPosterior, posterior_structure
 
 
 def laplace(module, likelihood, X, y, weights, *, structure, prior_precision):
@@ -28,20 +22,20 @@ def laplace(module, likelihood, X, y, weights, *, structure, prior_precision):
     weights : tensor of shape (n,) or None
         Sample weights.
     structure : str
-        A key of :data:`POSTERIORS`.
+        A name registered in :data:`.posteriors.POSTERIORS`.
     prior_precision : float or tensor of shape (P,)
         ``delta``, or one precision per parameter (a :class:`ScaledPosterior`
         around the structure).
 
     Returns
     -------
-    posterior : FullPosterior, DiagPosterior, KronPosterior or ScaledPosterior
+    posterior : an instance of the structure, or a ScaledPosterior around one
     evidence : callable
         ``evidence(prior_precision=None, **likelihood_hyperparameters)``, the log
         marginal likelihood at other hyperparameters without refitting.
     """
     per_parameter = torch.is_tensor(prior_precision)
-    posterior = POSTERIORS[structure].from_data(
+    posterior = posterior_structure(structure).from_data(
         module, likelihood, X, weights,
         float(prior_precision.max()) if per_parameter else prior_precision)
     if per_parameter:

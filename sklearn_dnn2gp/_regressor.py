@@ -9,11 +9,12 @@ from sklearn.base import RegressorMixin, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted
 
-from ._base import BaseDNN2GP, finite_evidence, scoped_threads
+from ._base import BaseDNN2GP, scoped_threads
 from ._docs import fill_shared_parameters
 from ._gp import gp_weight_shift
 from ._likelihoods import Gaussian
 from ._resources import jacobian_bytes
+from ._theta import finite_evidence
 from ._utils import to_numpy, to_tensor
 
 # Noise stds whose square and inverse square are normal float64 numbers.
@@ -240,7 +241,7 @@ class DNN2GPRegressor(RegressorMixin, BaseDNN2GP):
         return self._noise_base * scale
 
     def _reported(self, hyperparameters):
-        noise = self._noise_at(hyperparameters["noise_scale"]) * self._y_std
+        noise = self._noise_at(hyperparameters["scale"]) * self._y_std
         return {"prior_precision": hyperparameters["prior_precision"],
                 "noise_std": float(noise[0]) if noise.size == 1 else noise}
 

@@ -11,6 +11,8 @@ import math
 import os
 import warnings
 
+from ._curvature import is_mlp
+
 # float64 everywhere the curvature and the posterior live.
 _BYTES = 8
 # Rates on one core of a 2-core x86 machine of the reference class
@@ -257,3 +259,28 @@ def check_full_vi(n_rows, batch_rows, n_params, max_iter, device):
 def jacobian_bytes(n_points, n_outputs, n_params):
     """Bytes of the per-example Jacobians of ``n_points`` points, (n, K, P) in float64."""
     return _BYTES * n_points * n_outputs * n_params
+
+
+def choose_structure(posterior, inference, module, n_rows, n_params, device, *,
+                     batch_rows=None, burn_in):
+    """``posterior``, with 'auto' resolved: for Laplace the exact full posterior
+    while it is comfortable in memory and time, else K-FAC for an MLP and the
+    diagonal for other networks; for VI a full ``q`` while its per-step P x P
+    factorisations are comfortable (small networks: see ``full_vi_cost``; a
+    diagonal ``q`` cannot show in-between uncertainty), else the diagonal.
+    ``burn_in()`` gives VI's burn-in steps (called only when they matter)."""
+    if inference == "vi" and posterior == "kron" and not is_mlp(module):
+        # Before training: VI's K-FAC q needs the layers' factors at every step.
+        raise ValueError(
+            "posterior='kron' with inference='vi' needs a network of Linear layers "
+            f"and elementwise activations; got {type(module).__name__}. Use "
+            "posterior='diag' or 'full'.")
+    if posterior != "auto":
+        return posterior
+    if inference == "vi":
+        if full_vi_is_comfortable(n_rows, batch_rows or n_rows, n_params, burn_in(), device):
+            return "full"
+        return "diag"
+    if full_posterior_is_comfortable(n_rows, n_params, device):
+        return "full"
+    return "kron" if is_mlp(module) else "diag"

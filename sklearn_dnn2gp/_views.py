@@ -28,7 +28,6 @@ from ._network import (
     n_parameters,
     set_flat_parameters,
 )
-from ._posterior import split_precisions
 from ._resources import (
     check_memory,
     jacobian_bytes,
@@ -42,6 +41,7 @@ from ._utils import (
     to_tensor,
     torch_threads,
 )
+from .posteriors import split_precisions
 
 # Examples per chunk of the prediction methods (fewer for wide networks).
 _CHUNK = 1000

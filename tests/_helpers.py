@@ -108,3 +108,20 @@ def FixedClassifier(*args, **params):
     from sklearn_dnn2gp import DNN2GPClassifier
 
     return DNN2GPClassifier(*args, **{"prior_precision": 1.0, **params})
+
+
+def from_curvature(mean, curvature, prior_precision):
+    """``N(mean, (S + delta I)^-1)`` in the structure that holds ``S``'s form: a
+    KronCurvature, a P-vector (the diagonal) or a P x P matrix."""
+    from sklearn_dnn2gp.posteriors import (
+        DiagPosterior,
+        FullPosterior,
+        KronCurvature,
+        KronPosterior,
+    )
+
+    if isinstance(curvature, KronCurvature):
+        structure = KronPosterior
+    else:
+        structure = DiagPosterior if curvature.dim() == 1 else FullPosterior
+    return structure.from_curvature(mean, curvature, prior_precision)

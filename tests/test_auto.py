@@ -1,5 +1,7 @@
 """Hyperparameters set by the evidence in fit ('auto'), normalize_y and theta."""
 
+import math
+
 import numpy as np
 import pytest
 from sklearn.datasets import make_blobs
@@ -7,7 +9,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import BayesianRidge
 
 from sklearn_dnn2gp import DNN2GPClassifier, DNN2GPRegressor
-from sklearn_dnn2gp._auto import XTOL, _vertex, search_log_ratio
+from sklearn_dnn2gp._auto import XTOL, EvidenceSearch, _vertex, search_log_ratio
 
 from ._helpers import gap_data
 
@@ -189,3 +191,56 @@ def test_noise_free_targets_stop_at_the_noise_floor():
         reg.fit(X, y)
     assert reg.noise_std_[0] == pytest.approx(10**-2.5 * y.std(), rel=1e-3)
     assert min(t["noise_std"] for t in reg.evidence_trace_) >= 10**-2.5 * y.std() * (1 - 1e-9)
+
+
+class _ToyFit:
+    """A stand-in for a trained network: the search sees only these attributes."""
+
+    def __init__(self, ratio, warm):
+        self.ratio, self.warm, self.n_iter = ratio, warm, 1
+
+    def emit_warnings(self):
+        pass
+
+
+def test_evidence_search_runs_without_an_estimator():
+    # The search is a separate object: a toy "network" whose MAP depends only on
+    # delta c^2 (as a Gaussian regression's does) and an evidence that is a known
+    # function of (log delta, log c) with its maximum at delta = 3, c = 0.5, i.e.
+    # at delta c^2 = 0.75. The ray's profile is exact; the climb's parabolic
+    # refinement meets the grid at XTOL.
+    calls = []
+
+    def train(warm, prior_precision, scale, trial):
+        calls.append((warm, trial))
+        return _ToyFit(prior_precision * scale**2, warm)
+
+    def evidence(fit, prior_precision, scale=None):
+        scale = math.sqrt(fit.ratio / prior_precision) if scale is None else scale
+        return -(math.log(prior_precision / 3)) ** 2 - (math.log(scale / 0.5)) ** 2
+
+    search = EvidenceSearch(train, evidence, fixed_prior=None, search_scale=True,
+                            layerwise=False, n_groups=1, start=0.0)
+    result = search.run()
+    assert math.log(result.hyperparameters["prior_precision"] / 3) == pytest.approx(0, abs=XTOL)
+    assert math.log(result.hyperparameters["scale"] / 0.5) == pytest.approx(0, abs=XTOL)
+    # Trials warm-start from earlier trials' fits, and only the kept fit is trained
+    # to the full tolerance, from the best trial's.
+    assert [trial for _, trial in calls].count(False) == 1
+    assert calls[0][0] is None and all(warm is not None for warm, _ in calls[1:])
+    assert result.fit.warm is max(result.trials, key=lambda t: t.log_evidence).state
+    assert result.finals[-1][2] is result.fit
+
+
+def test_evidence_search_with_a_fixed_prior_searches_the_scale_only():
+    def train(warm, prior_precision, scale, trial):
+        return _ToyFit(prior_precision * scale**2, warm)
+
+    def evidence(fit, prior_precision, scale=None):
+        scale = math.sqrt(fit.ratio / prior_precision) if scale is None else scale
+        return -(math.log(scale / 2)) ** 2
+
+    result = EvidenceSearch(train, evidence, fixed_prior=5.0, search_scale=True,
+                            layerwise=False, n_groups=1, start=0.0).run()
+    assert result.hyperparameters["prior_precision"] == 5.0
+    assert math.log(result.hyperparameters["scale"] / 2) == pytest.approx(0, abs=XTOL)

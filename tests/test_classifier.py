@@ -7,7 +7,7 @@ from sklearn.datasets import make_blobs, make_moons
 
 from sklearn_dnn2gp._curvature import whitened_jacobians
 from sklearn_dnn2gp._likelihoods import Bernoulli, Categorical
-from sklearn_dnn2gp._posterior import FullPosterior
+from sklearn_dnn2gp.posteriors import FullPosterior
 
 from ._helpers import FixedClassifier, make_stationary
 

@@ -10,7 +10,7 @@ from sklearn_dnn2gp._curvature import output_and_jacobian
 from sklearn_dnn2gp._evidence import laplace_log_evidence
 from sklearn_dnn2gp._likelihoods import Categorical, Gaussian
 from sklearn_dnn2gp._network import flat_parameters, make_mlp
-from sklearn_dnn2gp._posterior import FullPosterior, KronPosterior
+from sklearn_dnn2gp.posteriors import FullPosterior, KronPosterior
 
 from ._helpers import FixedClassifier, FixedRegressor, gap_data
 

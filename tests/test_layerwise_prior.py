@@ -14,13 +14,13 @@ from torch.func import functional_call
 
 from sklearn_dnn2gp import DNN2GPClassifier, DNN2GPRegressor
 from sklearn_dnn2gp._network import flat_parameters, parameter_groups
-from sklearn_dnn2gp._posterior import (
+from sklearn_dnn2gp._training import full_objective
+from sklearn_dnn2gp.posteriors import (
     DiagPosterior,
     FullPosterior,
     KronPosterior,
     ScaledPosterior,
 )
-from sklearn_dnn2gp._training import full_objective
 
 
 def _dense_checks(post, precision, mean, delta):

@@ -122,7 +122,7 @@ def test_weight_and_function_space_agree(hidden, n):
     expected_space = "weight" if est.posterior_.n_parameters < n else "function"
     assert est.posterior_.space == expected_space
     M, u = _whitened(est, X, y)
-    from sklearn_dnn2gp._posterior import FullPosterior
+    from sklearn_dnn2gp.posteriors import FullPosterior
 
     mean = est.posterior_.mean
     weight = FullPosterior.from_ggn(mean, M.T @ M, 0.7)
@@ -168,7 +168,7 @@ def whitened_latent_variance(M, J_test, prior_precision):
 def test_weight_space_samples_match_covariance():
     X, y = gap_data(12)
     est = FixedRegressor(hidden_layer_sizes=(4,), noise_std=0.3, random_state=0).fit(X, y)
-    from sklearn_dnn2gp._posterior import FullPosterior
+    from sklearn_dnn2gp.posteriors import FullPosterior
 
     M, _ = _whitened(est, X, y)
     for post in (est.posterior_, FullPosterior.from_ggn(est.posterior_.mean, M.T @ M, 1.0)):
@@ -467,7 +467,7 @@ def test_cholesky_and_spectral_paths_agree():
     mean = torch.tensor(rng.randn(25))
     J = torch.tensor(rng.randn(7, 2, 25))
     v = torch.tensor(rng.randn(25))
-    from sklearn_dnn2gp._posterior import FullPosterior
+    from sklearn_dnn2gp.posteriors import FullPosterior
 
     cholesky = FullPosterior.from_ggn(mean, M.T @ M, 0.3).with_hyperparameters(None, 0.5)
     spectral = FullPosterior.from_ggn(mean, M.T @ M, 0.3).with_hyperparameters(None, 0.5)

@@ -10,11 +10,11 @@ from sklearn_dnn2gp._curvature import ggn, output_and_jacobian
 from sklearn_dnn2gp._gp import vi_iterate_gp, whitened_log_evidence
 from sklearn_dnn2gp._likelihoods import Gaussian
 from sklearn_dnn2gp._network import make_mlp, set_flat_parameters
-from sklearn_dnn2gp._posterior import FullPosterior, from_curvature
-from sklearn_dnn2gp._training import vi_step
+from sklearn_dnn2gp._vi import vi_step
 from sklearn_dnn2gp.datasets import default_data_dir, load_snelson, make_gap_regression
+from sklearn_dnn2gp.posteriors import FullPosterior
 
-from ._helpers import FixedClassifier, FixedRegressor, blr_posterior, gap_data
+from ._helpers import FixedClassifier, FixedRegressor, blr_posterior, from_curvature, gap_data
 
 
 def _tanh_mlp_jacobian(w, x, hidden):

@@ -13,8 +13,7 @@ from sklearn_dnn2gp import DNN2GPClassifier, DNN2GPRegressor
 from sklearn_dnn2gp._curvature import kfac_factors, output_and_jacobian
 from sklearn_dnn2gp._likelihoods import Categorical, Gaussian
 from sklearn_dnn2gp._network import flat_parameters, make_mlp
-from sklearn_dnn2gp._posterior import KronCurvature, KronPosterior, from_curvature
-from sklearn_dnn2gp._training import (
+from sklearn_dnn2gp._vi import (
     Momentum,
     _loss_and_gradient,
     kl_divergence,
@@ -22,8 +21,9 @@ from sklearn_dnn2gp._training import (
     train_vi,
     vi_step,
 )
+from sklearn_dnn2gp.posteriors import KronCurvature, KronPosterior
 
-from ._helpers import gap_data
+from ._helpers import from_curvature, gap_data
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 

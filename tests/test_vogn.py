@@ -15,9 +15,8 @@ from sklearn_dnn2gp import DNN2GPClassifier, DNN2GPRegressor, _resources
 from sklearn_dnn2gp._base import _equal_batches
 from sklearn_dnn2gp._likelihoods import Gaussian
 from sklearn_dnn2gp._network import flat_parameters, make_mlp, set_flat_parameters
-from sklearn_dnn2gp._posterior import add_to_diagonal, from_curvature
 from sklearn_dnn2gp._resources import full_vi_cost, full_vi_is_comfortable
-from sklearn_dnn2gp._training import (
+from sklearn_dnn2gp._vi import (
     Momentum,
     antithetic_sample,
     burn_in_steps,
@@ -25,8 +24,9 @@ from sklearn_dnn2gp._training import (
     train_vi,
     vi_step,
 )
+from sklearn_dnn2gp.posteriors import add_to_diagonal
 
-from ._helpers import FixedRegressor, blr_posterior, gap_data
+from ._helpers import FixedRegressor, blr_posterior, from_curvature, gap_data
 
 
 def _tanh_problem(structure):

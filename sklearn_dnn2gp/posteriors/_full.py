@@ -1,0 +1,270 @@
+"""The full posterior: one spectral factorisation of ``s G + delta I``.
+
+``G = M^T M`` is a GGN (or a VI curvature estimate) and ``s`` a curvature scale
+(``1 / c^2`` when every noise std of a regression is multiplied by ``c``).
+The full posterior keeps one spectral factorisation, in weight space (of G,
+P x P) or in function space (the SVD of the whitened Jacobian ``M``, n x P,
+with ``n = N K`` rows), whichever is smaller; changing ``delta`` or ``s`` then
+costs O(P) or O(n) and no new factorisation. Both spaces give the same numbers
+(Woodbury) and are tested against each other.
+"""
+
+import math
+
+import torch
+
+from .._curvature import ggn, whitened_jacobians
+from .._network import flat_parameters
+from ._gaussian import Gaussian, add_to_diagonal, register_posterior
+
+
+class FullPosterior(Gaussian):
+    """Full-covariance Gaussian posterior.
+
+    Use :meth:`from_ggn` (weight space) or :meth:`from_whitened_jacobian`
+    (function space) rather than the constructor. In weight space the
+    posterior holds ``G`` and factorises it on demand: a Cholesky factor of
+    ``s G + delta I`` at its own hyperparameters, and the eigendecomposition
+    only once something needs the spectrum (the evidence at other
+    hyperparameters), after which the spectrum serves everything. In function
+    space it holds the ``n <= P`` right singular vectors ``U`` of the whitened
+    Jacobian and their eigenvalues. Every variance is written as a sum of
+    squares (``|L^-1 J^T|^2``, or ``|J U D^-1/2|^2 + |J (I - U U^T)|^2 /
+    delta``), so none can come out negative, whatever ``delta`` and the noise
+    scale.
+    """
+
+    def __init__(self, mean, prior_precision, eigvals=None, eigvecs=None, space="weight",
+                 curvature_scale=1.0, ggn=None):
+        self.mean = mean
+        self.prior_precision = float(prior_precision)
+        self.space = space
+        self.curvature_scale = float(curvature_scale)
+        # Shared by every copy at other hyperparameters or another mean: the GGN, its
+        # spectrum once computed, and the Cholesky factor at one (delta, s).
+        self._cache = {"ggn": ggn}
+        if eigvals is not None:
+            # (P, r) eigenvectors: r = P in weight space, r = n in function space.
+            self._cache["spectrum"] = (eigvals, eigvecs)
+
+    @classmethod
+    def from_data(cls, module, likelihood, X, weights, prior_precision):
+        """The Laplace-GGN posterior at ``module``'s weights, in the smaller space:
+        function space (the SVD of the N K x P whitened Jacobian) when N K < P."""
+        mean = flat_parameters(module).to(torch.float64)
+        with torch.no_grad():
+            n_outputs = module(X[:1]).shape[1]
+        if X.shape[0] * n_outputs < mean.numel():
+            M = torch.cat([M.reshape(-1, mean.numel())
+                           for *_, M in whitened_jacobians(module, likelihood, X, weights)])
+            return cls.from_whitened_jacobian(mean, M, prior_precision)
+        return cls.from_ggn(mean, ggn(module, likelihood, X, weights, "full"), prior_precision)
+
+    @classmethod
+    def from_ggn(cls, mean, G, prior_precision):
+        """From the P x P curvature ``G``. Nothing is factorised yet: a Cholesky factor
+        serves the predictive and the evidence at these hyperparameters, and the
+        eigendecomposition (several times dearer) is computed only when a spectrum is
+        needed, for the evidence at other hyperparameters."""
+        return cls(mean, prior_precision, space="weight", ggn=G.to(torch.float64))
+
+    @classmethod
+    def from_whitened_jacobian(cls, mean, M, prior_precision):
+        """From ``M`` (n, P) with ``G = M^T M``; its SVD gives ``U`` to round-off
+        orthonormality, which the Gram matrix ``M M^T`` would not for small
+        singular values."""
+        M = M.to(torch.float64)
+        try:
+            _, singular, Vh = torch.linalg.svd(M, full_matrices=False)
+        except RuntimeError:  # gesdd can fail to converge; the Gram route cannot
+            eigvals, V = torch.linalg.eigh(M @ M.T)
+            keep = eigvals > eigvals.max() * M.shape[0] * torch.finfo(M.dtype).eps
+            U = torch.linalg.qr(M.T @ V[:, keep]).Q
+            eigvals, W = torch.linalg.eigh(U.T @ (M.T @ (M @ U)))
+            return cls(mean, prior_precision, eigvals.clamp_min(0), U @ W, "function")
+        return cls(mean, prior_precision, singular**2, Vh.T, "function")
+
+    def rescaled(self, root):
+        """The posterior of ``w / root`` (elementwise): curvature ``root G root``, the
+        same ``delta``. (See :class:`ScaledPosterior`.)"""
+        root = root.to(torch.float64)
+        mean = self.mean / root
+        if self.space == "function":
+            # G = M^T M with M = diag(sqrt(lambda)) U^T, the same n rows.
+            M = torch.sqrt(self.eigvals)[:, None] * self.eigvecs.T
+            new = self.from_whitened_jacobian(mean, M * root, self.prior_precision)
+        else:
+            G = self._cache.get("ggn")
+            if G is None:
+                U = self.eigvecs
+                G = (U * self.eigvals) @ U.T
+            new = self.from_ggn(mean, root[:, None] * G * root[None, :], self.prior_precision)
+        return new._replace(curvature_scale=self.curvature_scale)
+
+    def _factor_key(self):
+        return id(self._cache)
+
+    # ------------------------------------------------------------ factorisations
+    @property
+    def has_spectrum(self):
+        return "spectrum" in self._cache
+
+    def _spectrum(self):
+        if not self.has_spectrum:
+            eigvals, eigvecs = torch.linalg.eigh(self._cache["ggn"])
+            self._cache["spectrum"] = (eigvals.clamp_min(0), eigvecs)
+            # G = V diag(lambda) V^T from now on.
+            self._cache["ggn"] = None
+        return self._cache["spectrum"]
+
+    def cholesky(self):
+        """The lower Cholesky factor of ``s G + delta I``, or None where the spectrum
+        serves instead.
+
+        The first factor computed (at the fitted hyperparameters) is kept, so the
+        fitted posterior answers every call by the same arithmetic even after a
+        spectrum exists; copies at other hyperparameters compute the spectrum
+        (once, shared) and use it. A factorisation that fails (``s G + delta I`` not positive
+        definite in float64, e.g. ``delta`` ~ 0 with a singular ``G``) hands over to
+        the spectrum."""
+        key = (self.prior_precision, self.curvature_scale)
+        cached = self._cache.get("cholesky")
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        if self.has_spectrum or cached is not None:
+            # Other hyperparameters than the first factor's: one spectrum serves them
+            # all at O(P) each, where a factor each would cost O(P^3).
+            self._spectrum()
+            return None
+        A = self.curvature_scale * self._cache["ggn"]
+        A.diagonal().add_(self.prior_precision)
+        factor, info = torch.linalg.cholesky_ex(A)
+        if int(info) != 0:
+            self._spectrum()
+            return None
+        if cached is None:
+            self._cache["cholesky"] = (key, factor)
+        return factor
+
+    @property
+    def eigvals(self):
+        return self._spectrum()[0]
+
+    @property
+    def eigvecs(self):
+        return self._spectrum()[1]
+
+    @property
+    def curvature_eigenvalues(self):
+        """Eigenvalues of ``G`` along :attr:`eigvecs` (P of them, or n in function space)."""
+        return self.eigvals
+
+    @property
+    def spectrum(self):
+        """Eigenvalues of ``s G`` (the nonzero ones, padded with zeros)."""
+        return self.curvature_scale * self.eigvals
+
+    def _inverse_roots(self):
+        """``(s lambda + delta)^-1/2`` per kept direction."""
+        return torch.rsqrt(self.curvature_scale * self.eigvals + self.prior_precision)
+
+    # ------------------------------------------------------------------ methods
+    def spectral_coordinates(self, b):
+        """Coordinates of ``b`` (a P-vector in the row space of M) in G's eigenbasis."""
+        return self.eigvecs.T @ b.to(torch.float64)
+
+    def log_det_ratio(self):
+        """``log|s G + delta I| - P log delta``."""
+        L = self.cholesky()
+        if L is None:
+            return super().log_det_ratio()
+        return (2 * torch.log(torch.diagonal(L)).sum()
+                - self.n_parameters * math.log(self.prior_precision))
+
+    def functional_variance(self, J):
+        """``J_i Sigma J_i^T`` for Jacobians ``J`` of shape (b, K, P): (b, K, K)."""
+        J = J.to(torch.float64)
+        L = self.cholesky()
+        if L is not None:
+            # Sigma = L^-T L^-1: each variance is |L^-1 J^T|^2, a sum of squares.
+            T = torch.linalg.solve_triangular(L, J.reshape(-1, J.shape[-1]).T, upper=False)
+            T = T.T.reshape(J.shape)
+            return T @ T.transpose(1, 2)
+        JU = J @ self.eigvecs
+        T = JU * self._inverse_roots()
+        variance = T @ T.transpose(1, 2)
+        if self.space == "function":
+            # Directions outside the data's row space keep the prior's 1 / delta.
+            outside = J - JU @ self.eigvecs.T
+            variance = variance + outside @ outside.transpose(1, 2) / self.prior_precision
+        return variance
+
+    def functional_covariance(self, J):
+        """The joint ``J Sigma J^T`` over all rows of ``J`` (n, K, P): (n K, n K)."""
+        Jf = J.reshape(-1, J.shape[-1]).to(torch.float64)
+        return self.functional_variance(Jf[None])[0]
+
+    def covariance(self):
+        """The dense P x P covariance."""
+        L = self.cholesky()
+        if L is not None:
+            return torch.cholesky_inverse(L)
+        eye = torch.eye(self.n_parameters, dtype=torch.float64, device=self.mean.device)
+        return self.functional_variance(eye[None])[0]
+
+    def covariance_product(self, v):
+        """``Sigma v`` for a P-vector ``v``, without forming ``Sigma``."""
+        v = v.to(torch.float64)
+        L = self.cholesky()
+        if L is not None:
+            return torch.cholesky_solve(v[:, None], L)[:, 0]
+        U = self.eigvecs
+        coords = U.T @ v
+        inside = U @ (coords * self._inverse_roots() ** 2)
+        if self.space == "weight":
+            return inside
+        return inside + (v - U @ coords) / self.prior_precision
+
+    def precision(self):
+        """The dense P x P precision ``s G + delta I``."""
+        eye = torch.eye(self.n_parameters, dtype=torch.float64, device=self.mean.device)
+        G = self._cache.get("ggn")
+        if G is not None:
+            return self.curvature_scale * G + self.prior_precision * eye
+        U = self.eigvecs
+        return (U * self.spectrum) @ U.T + self.prior_precision * eye
+
+    def sample(self, n_samples, generator):
+        """Draw ``n_samples`` weight vectors, shape (n_samples, P)."""
+        eps = torch.randn(n_samples, self.n_parameters, dtype=torch.float64,
+                          generator=generator).to(self.mean.device)
+        L = self.cholesky()
+        if L is not None:
+            z = torch.linalg.solve_triangular(L.T, eps.T, upper=True).T
+            return self.mean.to(torch.float64) + z
+        U = self.eigvecs
+        coords = eps @ U
+        if self.space == "weight":
+            z = (coords * self._inverse_roots()) @ U.T
+        else:
+            shrink = self._inverse_roots() - self.prior_precision**-0.5
+            z = eps * self.prior_precision**-0.5 + (coords * shrink) @ U.T
+        return self.mean.to(torch.float64) + z
+
+
+    @classmethod
+    def data_curvature(cls, module, likelihood, X, weights):
+        return ggn(module, likelihood, X, weights, "full")
+
+    @classmethod
+    def constant_curvature(cls, module, n_parameters, total_weight, value, device=None):
+        return add_to_diagonal(torch.zeros((n_parameters, n_parameters), dtype=torch.float64,
+                                           device=device), float(value))
+
+    @classmethod
+    def from_curvature(cls, mean, curvature, prior_precision):
+        return cls.from_ggn(mean, curvature, prior_precision)
+
+
+register_posterior("full", FullPosterior)
+
