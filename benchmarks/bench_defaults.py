@@ -41,14 +41,15 @@ grid step (a factor 10^0.5) of the grid's. At the end: one markdown table per
 task and a summary (``auto`` within one standard error of ``cv5``; wall-time
 ratio ``cv5 / auto``; the goal is at least 4x).
 
-All in one process with one torch thread. Run::
+All in one process with one torch thread (``--threads``). Run::
 
     python benchmarks/bench_defaults.py [--quick] [--datasets diabetes iris ...]
 
-``--quick`` (diabetes and iris, short grids) is a smoke test of a minute or two.
+with the common flags (``benchmarks/README.rst``): ``--quick`` (diabetes and
+iris, short grids: a smoke test of a minute or two), ``--threads N`` (default
+1), ``--json PATH``.
 """
 
-import argparse
 import math
 import multiprocessing
 import time
@@ -77,6 +78,8 @@ from sklearn.preprocessing import StandardScaler
 
 from sklearn_dnn2gp import DNN2GPClassifier, DNN2GPRegressor, EvidenceSearchCV
 from sklearn_dnn2gp.datasets import default_data_dir
+
+from _harness import parser, setup, write_json
 
 REGRESSION = ["diabetes", "friedman1", "redwine", "toy"]
 CLASSIFICATION = ["breast_cancer", "digits", "iris", "wine"]
@@ -220,18 +223,19 @@ def fit_and_score(make, data, task, probabilistic):
                    "warnings": messages}
 
 
-def _child(make, data, task, conn):
-    torch.set_num_threads(1)
+def _child(make, data, task, threads, conn):
+    torch.set_num_threads(threads)
     _, result = fit_and_score(make, data, task, True)
     conn.send(result)
     conn.close()
 
 
-def fit_limited(make, data, task, limit):
-    """Fit in a forked process, stopped after ``limit`` seconds (None if it was)."""
+def fit_limited(make, data, task, limit, threads):
+    """Fit in a forked process on ``threads`` torch threads, stopped after ``limit``
+    seconds (None if it was)."""
     ctx = multiprocessing.get_context("fork")
     parent, child = ctx.Pipe(duplex=False)
-    process = ctx.Process(target=_child, args=(make, data, task, child))
+    process = ctx.Process(target=_child, args=(make, data, task, threads, child))
     process.start()
     child.close()
     result = parent.recv() if parent.poll(limit) else None
@@ -272,7 +276,7 @@ def run_dataset(name, args):
     for method, make in methods.items():
         probabilistic = method != "MLP" or task == "classification"
         if method in ("GPR", "GPC"):
-            r = fit_limited(make, data, task, args.gp_limit)
+            r = fit_limited(make, data, task, args.gp_limit, args.threads)
             if r is None:
                 print(f"      {method} stopped after {args.gp_limit:.0f} s: skipped",
                       flush=True)
@@ -341,6 +345,8 @@ def report_grid(models, task, y_std):
 
 
 def print_tables(all_results):
+    """Print one markdown table per task; return their rows as dicts."""
+    table = []
     for task, label in (("regression", "RMSE"), ("classification", "error rate")):
         rows = [(d, res) for d, (t, res) in all_results.items() if t == task]
         if not rows:
@@ -351,19 +357,28 @@ def print_tables(all_results):
         print("|---|---|---|---|---|")
         for dataset, res in rows:
             for method, r in res.items():
+                row = {"task": task, "data set": dataset, "method": method}
+                table.append(row)
                 if r is None:
+                    row["skipped"] = True
                     print(f"| {dataset} | {method} | skipped | | |")
                     continue
+                row.update({f"test {label}": r["error"], "se": r["se"], f"test {nll}": r["nll"],
+                            "fit time (s)": r["time"], "warnings": r["warnings"]})
+                if "full_trainings" in r:
+                    row.update({"log evidence": r["lml"], "full trainings": r["full_trainings"]})
                 print(f"| {dataset} | {method} | {r['error']:.4f} +- {r['se']:.4f} | "
                       f"{fmt(r['nll'], '.4f')} | {r['time']:.1f} |")
+    return table
 
 
 def print_summary(all_results):
+    """Print the comparison of ``auto`` with ``cv5``; return its rows and totals."""
     print("\n### summary: auto against cv5\n")
     print("| data set | auto error | cv5 error | cv5 se | (auto - cv5) / se | auto <= cv5 + 1 se "
           "| cv5 time / auto time | auto full trainings |")
     print("|---|---|---|---|---|---|---|---|")
-    holds, z, t_auto, t_cv = [], [], 0.0, 0.0
+    holds, z, t_auto, t_cv, table = [], [], 0.0, 0.0, []
     for dataset, (_, res) in all_results.items():
         a, c = res["auto"], res["cv5"]
         diff = (a["error"] - c["error"]) / c["se"] if c["se"] > 0 else (
@@ -373,6 +388,10 @@ def print_summary(all_results):
         z.append(diff)
         t_auto += a["time"]
         t_cv += c["time"]
+        table.append({"data set": dataset, "auto error": a["error"], "cv5 error": c["error"],
+                      "cv5 se": c["se"], "(auto - cv5) / se": diff, "auto <= cv5 + 1 se": ok,
+                      "cv5 time / auto time": c["time"] / a["time"],
+                      "auto full trainings": a.get("full_trainings", float("nan"))})
         print(f"| {dataset} | {a['error']:.4f} | {c['error']:.4f} | {c['se']:.4f} | "
               f"{diff:+.2f} | {'yes' if ok else 'no'} | {c['time'] / a['time']:.1f} | "
               f"{a.get('full_trainings', float('nan')):.1f} |")
@@ -382,27 +401,29 @@ def print_summary(all_results):
           f"{np.mean(finite):+.2f} over {len(finite)}")
     print(f"wall time: cv5 {t_cv:.0f} s, auto {t_auto:.0f} s in all: cv5 / auto = "
           f"{t_cv / t_auto:.1f}x (goal >= 4x)")
+    totals = {"auto within one se of cv5": sum(holds), "data sets": len(holds),
+              "mean (auto - cv5) / se": np.mean(finite), "cv5 time (s)": t_cv,
+              "auto time (s)": t_auto, "cv5 / auto": t_cv / t_auto}
+    return table, totals
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true",
-                        help="diabetes and iris only, with short grids (smoke test)")
-    parser.add_argument("--datasets", nargs="+", choices=REGRESSION + CLASSIFICATION,
-                        help="data sets to run (default: all, or those of --quick)")
-    parser.add_argument("--gp-limit", type=float, default=120.0,
-                        help="seconds after which a GPR/GPC fit is stopped and skipped")
-    args = parser.parse_args(argv)
+    options = parser(__doc__, quick_help="diabetes and iris only, with short grids (smoke test)")
+    options.add_argument("--datasets", nargs="+", choices=REGRESSION + CLASSIFICATION,
+                         help="data sets to run (default: all, or those of --quick)")
+    options.add_argument("--gp-limit", type=float, default=120.0,
+                         help="seconds after which a GPR/GPC fit is stopped and skipped")
     # A benchmark script may fix its own process's threads; the library never does.
-    torch.set_num_threads(1)
+    args = setup(options.parse_args(argv), argv)
     datasets = args.datasets or (QUICK if args.quick else REGRESSION + CLASSIFICATION)
     start = time.perf_counter()
     all_results = {}
     for name in datasets:
         all_results[name] = run_dataset(name, args)
-    print_tables(all_results)
-    print_summary(all_results)
+    results = print_tables(all_results)
+    summary, totals = print_summary(all_results)
     print(f"\ntotal time: {time.perf_counter() - start:.0f} s")
+    write_json(args, results, summary=summary, totals=totals)
 
 
 if __name__ == "__main__":

@@ -23,21 +23,22 @@ Printed: both times, the ratio layers / jacobian (the speed-up is its
 inverse) and the largest relative difference between the two paths' standard
 deviations (or probabilities).
 
-Run: ``python benchmarks/bench_kron_predict.py [--threads 1] [--n-test 5000]``
-(about 2 minutes on one thread, most of it the Jacobian path); ``--quick``
-for a (64, 64) network in seconds.
+Run: ``python benchmarks/bench_kron_predict.py [--n-test 5000]`` (about 2 minutes
+on one thread, most of it the Jacobian path), with the common flags
+(``benchmarks/README.rst``): ``--quick`` (a (64, 64) network, seconds),
+``--threads N`` (default 1), ``--json PATH``.
 """
 
-import argparse
 import time
 
 import numpy as np
-import torch
 from sklearn.datasets import make_classification, make_friedman1
 from sklearn.preprocessing import StandardScaler
 
 from sklearn_dnn2gp import DNN2GPClassifier, DNN2GPRegressor
-from sklearn_dnn2gp._posterior import KronPosterior
+from sklearn_dnn2gp.posteriors import KronPosterior
+
+from _harness import parser, setup, write_json
 
 
 class JacobianPathKron(KronPosterior):
@@ -72,24 +73,23 @@ def compare(name, est, predict, X_test, repeats):
     diff = float(np.max(np.abs(new - old)) / np.max(np.abs(old)))
     print(f"{name:<44}{t_new:9.2f} s{t_old:10.2f} s{t_new / t_old:10.4f}"
           f"{t_old / t_new:10.1f}x{diff:14.1e}")
+    return {"predict call": name, "layers": t_new, "jacobian": t_old, "new/old": t_new / t_old,
+            "speed-up": t_old / t_new, "max rel diff": diff}
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--hidden", type=int, nargs="+", default=[256, 256])
-    parser.add_argument("--n-train", type=int, default=1000)
-    parser.add_argument("--n-test", type=int, default=5000)
-    parser.add_argument("--classes", type=int, default=10)
-    parser.add_argument("--n-test-classifier", type=int, default=500)
-    parser.add_argument("--max-iter", type=int, default=20)
-    parser.add_argument("--repeats", type=int, default=1)
-    parser.add_argument("--quick", action="store_true", help="(64, 64), 1,000 test rows")
-    args = parser.parse_args(argv)
+    options = parser(__doc__, quick_help="(64, 64), 1,000 test rows")
+    options.add_argument("--hidden", type=int, nargs="+", default=[256, 256])
+    options.add_argument("--n-train", type=int, default=1000)
+    options.add_argument("--n-test", type=int, default=5000)
+    options.add_argument("--classes", type=int, default=10)
+    options.add_argument("--n-test-classifier", type=int, default=500)
+    options.add_argument("--max-iter", type=int, default=20)
+    options.add_argument("--repeats", type=int, default=1)
+    args = setup(options.parse_args(argv), argv)
     if args.quick:
         args.hidden, args.n_test, args.n_test_classifier = [64, 64], 1000, 200
     hidden = tuple(args.hidden)
-    torch.set_num_threads(args.threads)
 
     X, y = make_friedman1(args.n_train + args.n_test, n_features=20, noise=1.0,
                           random_state=0)
@@ -103,9 +103,9 @@ def main(argv=None):
           f"P = {P:,} for K = 1; kron posterior\n")
     print(f"{'predict call':<44}{'layers':>11}{'jacobian':>12}{'new/old':>10}"
           f"{'speed-up':>11}{'max rel diff':>14}")
-    compare(f"regressor predict(return_std), {args.n_test:,} rows", reg,
-            lambda est, X_: est.predict(X_, return_std=True)[1], X[args.n_train:],
-            args.repeats)
+    results = [compare(f"regressor predict(return_std), {args.n_test:,} rows", reg,
+                       lambda est, X_: est.predict(X_, return_std=True)[1], X[args.n_train:],
+                       args.repeats)]
 
     if args.classes > 0:
         n = args.n_train + args.n_test_classifier
@@ -115,9 +115,11 @@ def main(argv=None):
         clf = DNN2GPClassifier(hidden, posterior="kron", max_iter=args.max_iter,
                                n_threads=args.threads, random_state=0)
         clf.fit(Xc[:args.n_train], yc[:args.n_train])
-        compare(f"classifier predict_proba, K = {args.classes}, "
-                f"{args.n_test_classifier:,} rows", clf,
-                lambda est, X_: est.predict_proba(X_), Xc[args.n_train:], args.repeats)
+        results.append(compare(f"classifier predict_proba, K = {args.classes}, "
+                               f"{args.n_test_classifier:,} rows", clf,
+                               lambda est, X_: est.predict_proba(X_), Xc[args.n_train:],
+                               args.repeats))
+    write_json(args, results)
 
 
 if __name__ == "__main__":

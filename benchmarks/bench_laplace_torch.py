@@ -57,10 +57,10 @@ torch: "operator torchvision::nms does not exist"), ``pip uninstall
 torchvision``: laplace-torch does not need it, torchmetrics then skips it.
 
 Run: ``python benchmarks/bench_laplace_torch.py [--repeats 3] [--hidden 50]``,
-or ``--quick`` (small subsets, seconds).
+with the common flags (``benchmarks/README.rst``): ``--quick`` (small subsets,
+seconds), ``--threads N`` (default 1), ``--json PATH``.
 """
 
-import argparse
 import contextlib
 import copy
 import time
@@ -75,7 +75,9 @@ from sklearn_dnn2gp import DNN2GPClassifier, DNN2GPRegressor
 from sklearn_dnn2gp._curvature import kfac_factors, output_and_jacobian
 from sklearn_dnn2gp._evidence import laplace_log_evidence
 from sklearn_dnn2gp._laplace import laplace
-from sklearn_dnn2gp._posterior import KronPosterior
+from sklearn_dnn2gp.posteriors import KronPosterior
+
+from _harness import parser, setup, threads_text, write_json
 
 CASES = [("full", "all", "full"), ("kron", "all", "kron"), ("last layer", "last_layer", "full")]
 
@@ -231,14 +233,21 @@ def compare(name, Laplace, est, X, y, X_test, likelihood, delta, sigma, repeats)
 
 
 def print_table(rows):
+    """Print the comparison; return its rows keyed by the printed columns."""
     header = (f"{'task':<15}{'case':<15}{'P':>6} {'ours':>13} {'theirs':>13} {'rel':>8} "
               f"{'GP-Lapl.':>9} {'prec':>8} {'cov':>8} {'fvar':>8} "
               f"{'ours s':>8} {'theirs s':>9} {'ratio':>7}")
     print(header)
     print("-" * len(header))
+    table = []
     for r in rows:
         rel_lml = abs(r["ours"] - r["theirs"]) / abs(r["theirs"])
         ratio = r["t_theirs"] / r["t_ours"]
+        table.append({"task": r["task"], "case": r["case"], "P": r["P"], "ours": r["ours"],
+                      "theirs": r["theirs"], "rel": rel_lml, "GP-Lapl.": r["gap"],
+                      "prec": r["prec"], "cov": r["cov"], "fvar": r["fvar"],
+                      "ours s": r["t_ours"], "theirs s": r["t_theirs"], "ratio": ratio,
+                      "note": r.get("footnote")})
         times = (f"{r['t_ours']:8.3f} {r['t_theirs']:9.3f} {ratio:6.1f}x"
                  if np.isfinite(ratio) else f"{'':8} {'':9} {'':7}")
         print(f"{r['task']:<15}{r['case']:<15}{r['P']:>6} {r['ours']:13.6f} {r['theirs']:13.6f} "
@@ -247,36 +256,35 @@ def print_table(rows):
     for r in rows:
         if "footnote" in r:
             print("note:", r["footnote"])
+    return table
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=3,
-                        help="timing repeats; the best is kept (default 3)")
-    parser.add_argument("--hidden", type=int, default=50,
-                        help="hidden width of the digits classifier (default 50)")
-    parser.add_argument("--quick", action="store_true",
-                        help="small subsets, narrow networks, one repeat (seconds)")
-    args = parser.parse_args(argv)
+    options = parser(__doc__, quick_help="small subsets, narrow networks, one repeat (seconds)")
+    options.add_argument("--repeats", type=int, default=3,
+                         help="timing repeats; the best is kept (default 3)")
+    options.add_argument("--hidden", type=int, default=50,
+                         help="hidden width of the digits classifier (default 50)")
+    args = setup(options.parse_args(argv), argv)
     try:
         from laplace import Laplace
     except ImportError as error:
         raise SystemExit(f"laplace-torch is needed: pip install -e .[bench] ({error})") from None
     if args.quick:
         args.repeats, args.hidden = 1, 10
-    torch.set_num_threads(1)
     regression, classification = data(args.quick)
     delta_r, sigma, delta_c = 3.0, 0.7, 1.0
 
     start = time.perf_counter()
     reg = DNN2GPRegressor((10, 10) if args.quick else (20, 20), prior_precision=delta_r,
-                          noise_std=sigma, posterior="full", n_threads=1,
+                          noise_std=sigma, posterior="full", n_threads=args.threads,
                           random_state=0).fit(regression[0], regression[1])
     clf = DNN2GPClassifier((args.hidden,), prior_precision=delta_c, posterior="full",
-                           n_threads=1, random_state=0).fit(classification[0],
-                                                            classification[1])
+                           n_threads=args.threads, random_state=0)
+    clf.fit(classification[0], classification[1])
     print(f"trained in {time.perf_counter() - start:.1f} s: regressor {reg.n_iter_} and "
-          f"classifier {clf.n_iter_} L-BFGS iterations; one torch thread; best of "
+          f"classifier {clf.n_iter_} L-BFGS iterations; "
+          f"{threads_text(args.threads, 'torch thread')}; best of "
           f"{args.repeats}")
     print(f"regression: diabetes N={len(regression[0])}, delta={delta_r}, sigma={sigma}; "
           f"classification: digits N={len(classification[0])}, 64-{args.hidden}-10, "
@@ -288,7 +296,7 @@ def main(argv=None):
                    args.repeats)
     rows += compare("classification", Laplace, clf, *classification, "classification",
                     delta_c, None, args.repeats)
-    print_table(rows)
+    write_json(args, print_table(rows))
 
 
 if __name__ == "__main__":

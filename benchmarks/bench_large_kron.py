@@ -29,11 +29,12 @@ the NLL shows what each variance is worth. Both are in standardised units
 
 Targets: under 10 minutes and under 4 GB peak resident memory.
 
-Run: ``python benchmarks/bench_large_kron.py [--threads 2] [--max-iter 30]``;
-``--quick`` runs 5,000 rows, a (64, 64) network and 3 epochs in seconds.
+Run: ``python benchmarks/bench_large_kron.py [--max-iter 30]``, with the common
+flags (``benchmarks/README.rst``): ``--quick`` (5,000 rows, a (64, 64) network
+and 3 epochs: seconds), ``--threads N`` (default 2, the two cores of the
+target), ``--json PATH``.
 """
 
-import argparse
 import math
 import resource
 import sys
@@ -46,7 +47,9 @@ from sklearn.datasets import make_friedman1
 from sklearn_dnn2gp import DNN2GPRegressor
 from sklearn_dnn2gp._curvature import output_and_jacobian
 from sklearn_dnn2gp._laplace import laplace
-from sklearn_dnn2gp._posterior import KronPosterior
+from sklearn_dnn2gp.posteriors import KronPosterior
+
+from _harness import parser, setup, write_json
 
 GB = 1e9
 
@@ -80,13 +83,11 @@ def posterior_std(module, posterior, X, noise_std, chunk=200):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--max-iter", type=int, default=30, help="Adam epochs (default 30)")
-    parser.add_argument("--n", type=int, default=50_000, help="training rows")
-    parser.add_argument("--quick", action="store_true",
-                        help="5,000 rows, (64, 64), 3 epochs: seconds")
-    args = parser.parse_args(argv)
+    options = parser(__doc__, default_threads=2,
+                     quick_help="5,000 rows, (64, 64), 3 epochs: seconds")
+    options.add_argument("--max-iter", type=int, default=30, help="Adam epochs (default 30)")
+    options.add_argument("--n", type=int, default=50_000, help="training rows")
+    args = setup(options.parse_args(argv), argv)
     hidden = (256, 256)
     if args.quick:
         args.n, args.max_iter, hidden = 5_000, 3, (64, 64)
@@ -110,7 +111,6 @@ def main(argv=None):
     rss_fit = peak_rss()
     P = est.posterior_.n_parameters
 
-    torch.set_num_threads(args.threads)
     X_t = torch.as_tensor(X_train, dtype=torch.float64)
     y_t = torch.as_tensor(y_train, dtype=torch.float64)[:, None]
     # What laplace(..., structure='kron') does, in its two parts.
@@ -157,11 +157,20 @@ def main(argv=None):
     rows = [("kron (fitted)", std_kron, est.log_marginal_likelihood_),
             ("diag, same network", std_diag, diag_lml),
             ("MAP plug-in", std_map, float("nan"))]
+    results = []
     for name, std, lml in rows:
-        print(f"{name:<22}{rmse:10.4f}{gaussian_nll(y_test, mean, std):10.4f}"
-              f"{float(np.mean(std)):10.4f}{lml:15.1f}")
+        results.append({"predictive": name, "test RMSE": rmse,
+                        "test NLL": gaussian_nll(y_test, mean, std),
+                        "mean std": float(np.mean(std)), "log evidence": lml})
+        print(f"{name:<22}{rmse:10.4f}{results[-1]['test NLL']:10.4f}"
+              f"{results[-1]['mean std']:10.4f}{lml:15.1f}")
     print(f"\n(standardised units; RMSE x {y_std:.3f} and NLL + {math.log(y_std):.3f} for the "
           f"original ones; the noise floor is RMSE {noise_std:.4f})")
+    write_json(args, results, n_train=args.n, n_test=n_test, P=P, epochs=est.n_iter_,
+               noise_std=noise_std, y_std=y_std, fit_s=fit_seconds, factors_s=factor_seconds,
+               statistics_s=statistics_seconds, diag_s=diag_seconds,
+               predict_s=predict_seconds, peak_rss_gb={"data": rss_data / GB,
+                                                       "fit": rss_fit / GB, "end": rss_end / GB})
 
 
 if __name__ == "__main__":

@@ -15,25 +15,23 @@ splits, X standardised in a pipeline, y raw) this script fits
   links, which use the GP's latent variance;
 * the fit time and its ratio layerwise / scalar (same process, one thread).
 
-Run ``python benchmarks/bench_layerwise.py [--datasets diabetes iris ...]``.
+Run ``python benchmarks/bench_layerwise.py [--datasets diabetes iris ...]``, with
+the common flags (``benchmarks/README.rst``): ``--quick`` (diabetes and iris, as
+``bench_defaults.py --quick``), ``--threads N`` (default 1), ``--json PATH``.
 """
 
-import argparse
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
-import torch
+from bench_defaults import CLASSIFICATION, QUICK, REGRESSION, load
+from bench_last_layer_calibration import ece
 from sklearn.metrics import log_loss
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_defaults import CLASSIFICATION, REGRESSION, load  # noqa: E402
-from bench_last_layer_calibration import ece  # noqa: E402
+from sklearn_dnn2gp import DNN2GPClassifier, DNN2GPRegressor
 
-from sklearn_dnn2gp import DNN2GPClassifier, DNN2GPRegressor  # noqa: E402
+from _harness import parser, setup, write_json
 
 
 def run(name, structure):
@@ -67,15 +65,16 @@ def run(name, structure):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--datasets", nargs="+", default=REGRESSION + CLASSIFICATION,
-                        choices=REGRESSION + CLASSIFICATION)
-    args = parser.parse_args(argv)
-    torch.set_num_threads(1)
+    options = parser(__doc__, quick_help="diabetes and iris only")
+    options.add_argument("--datasets", nargs="+", choices=REGRESSION + CLASSIFICATION,
+                         help="data sets to run (default: all, or those of --quick)")
+    args = setup(options.parse_args(argv), argv)
+    datasets = args.datasets or (QUICK if args.quick else REGRESSION + CLASSIFICATION)
+    results = []
     print("| data set | prior | delta | log evidence | error | NLL | plug-in NLL / ECE "
           "| probit NLL / ECE | MC NLL / ECE | fit s | time ratio |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
-    for name in args.datasets:
+    for name in datasets:
         rows = {s: run(name, s) for s in ("scalar", "layerwise")}
         for structure, r in rows.items():
             links = [f"{r[k][0]:.3f} / {r[k][1]:.3f}" if k in r else "" for k in
@@ -84,6 +83,13 @@ def main(argv=None):
             print(f"| {name} | {structure} | {np.array2string(r['delta'], precision=3)} "
                   f"| {r['evidence']:.2f} | {r['error']:.4g} | {r['nll']:.3f} | "
                   + " | ".join(links) + f" | {r['seconds']:.1f} | {ratio:.1f} |", flush=True)
+            row = {"data set": name, "prior": structure, "delta": r["delta"],
+                   "log evidence": r["evidence"], "error": r["error"], "NLL": r["nll"]}
+            for key, label in (("plugin", "plug-in"), ("probit", "probit"), ("mc", "MC")):
+                if key in r:
+                    row[f"{label} NLL"], row[f"{label} ECE"] = r[key]
+            results.append({**row, "fit s": r["seconds"], "time ratio": ratio})
+    write_json(args, results)
 
 
 if __name__ == "__main__":

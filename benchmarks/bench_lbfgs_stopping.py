@@ -22,11 +22,11 @@ s = 0, 1, 2; test rows from ``random_state=100 + s``; X standardised, y raw, so
 on a 75 % training split, ``random_state=0``), digits (classifier, X
 standardised on a 70 % stratified split, ``random_state=0``).
 
-Run: ``python benchmarks/bench_lbfgs_stopping.py [--threads 1] [--only friedman1-0 ...]``
-(a few minutes).
+Run: ``python benchmarks/bench_lbfgs_stopping.py [--only friedman1-0 ...]`` (a few
+minutes), with the common flags (``benchmarks/README.rst``): ``--quick`` (diabetes
+only), ``--threads N`` (default 1), ``--json PATH``.
 """
 
-import argparse
 import math
 import time
 import warnings
@@ -40,6 +40,10 @@ from sklearn.preprocessing import StandardScaler
 from sklearn_dnn2gp import DNN2GPClassifier, DNN2GPRegressor, _training
 from sklearn_dnn2gp._network import flat_parameters
 from sklearn_dnn2gp.datasets import load_wine_split
+
+from _harness import parser, setup, write_json
+
+QUICK = ["diabetes"]
 
 
 def legacy_gradient_tolerance(X, weights, tol):
@@ -112,21 +116,26 @@ def fit_once(cls, X, y, X_test, y_test, rule, threads):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--only", nargs="*", default=None)
-    args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
+    options = parser(__doc__, quick_help="diabetes only")
+    options.add_argument("--only", nargs="*", default=None)
+    args = setup(options.parse_args(argv), argv)
+    only = args.only or (QUICK if args.quick else None)
+    results = []
     print(f"{'problem':<12}{'N':>6}{'rule':>8}{'n_iter_':>9}{'warn':>6}{'fit s':>8}"
           f"{'test':>8}{'objective':>14}{'max|grad|':>11}{'log evidence':>14}")
     for name, (cls, X, y, X_test, y_test) in problems().items():
-        if args.only and name not in args.only:
+        if only and name not in only:
             continue
         for rule in ("before", "after"):
             r = fit_once(cls, X, y, X_test, y_test, rule, args.threads)
             print(f"{name:<12}{r['n']:6d}{rule:>8}{r['n_iter']:9d}{r['warnings']:6d}"
                   f"{r['seconds']:8.1f}{r['score']:8.4f}{r['objective']:14.6f}"
                   f"{r['grad']:11.2e}{r['lml']:14.4f}", flush=True)
+            results.append({"problem": name, "N": r["n"], "rule": rule, "n_iter_": r["n_iter"],
+                            "warn": r["warnings"], "fit s": r["seconds"], "test": r["score"],
+                            "objective": r["objective"], "max|grad|": r["grad"],
+                            "log evidence": r["lml"]})
+    write_json(args, results)
 
 
 if __name__ == "__main__":

@@ -32,17 +32,16 @@ two each), and with
 ``--grid`` the probit at fixed temperatures and the two criteria of the choice.
 
 Run: ``python benchmarks/bench_ood.py [--datasets digits moons ...]
-[--activations tanh relu] [--splits 5] [--grid]`` (one torch thread; the
-default, one split of every data set with both activations, takes about 4
-minutes on 2 cores; ``--quick``: moons with tanh, seconds).
+[--activations tanh relu] [--splits 5] [--grid]`` (the default, one split of
+every data set with both activations, takes about 4 minutes on 2 cores), with
+the common flags (``benchmarks/README.rst``): ``--quick`` (moons with tanh,
+seconds), ``--threads N`` (default 1), ``--json PATH``.
 """
 
-import argparse
 import time
 import warnings
 
 import numpy as np
-import torch
 from bench_last_layer_calibration import ece
 from ood_laplace_torch import laplace_torch_log_proba
 from scipy.special import log_softmax
@@ -55,6 +54,8 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from sklearn_dnn2gp import DNN2GPClassifier
+
+from _harness import parser, setup, write_json
 
 SCALES = np.array([0.0, 1e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 1.0])
 DATASETS = {
@@ -166,6 +167,8 @@ def one_split(name, activation, split, grid, timing, link=None):
 
 
 def run(name, activation, splits, grid, link=None):
+    """Fit and print one data set and activation; return the table's rows and the run's
+    chosen temperatures, time ratio and (with ``grid``) criteria."""
     results, infos = [], []
     for split in range(splits):
         rows, info = one_split(name, activation, split, grid, timing=split == 0, link=link)
@@ -177,6 +180,7 @@ def run(name, activation, splits, grid, link=None):
     extra = {"digits": ["noise", "shuffled", "x10"], "moons": ["far"]}.get(name, [])
     print(f"{'method':>15} {'NLL':>7} {'/plugin':>7} {'max':>6} {'ECE':>6} {'acc':>6} "
           + " ".join(f"{k:>8}" for k in extra))
+    rows = []
     for method in results[0]:
         if method not in results[-1]:
             continue
@@ -185,32 +189,42 @@ def run(name, activation, splits, grid, link=None):
         print(f"{method:>15} {mean['nll']:7.4f} {np.mean(ratio):7.3f} {np.max(ratio):6.3f} "
               f"{mean['ece']:6.4f} {mean['acc']:6.4f} "
               + " ".join(f"{mean[k]:8.3f}" for k in extra))
+        rows.append({"data set": name, "activation": activation, "method": method,
+                     "NLL": mean["nll"], "/plugin": np.mean(ratio), "max": np.max(ratio),
+                     "ECE": mean["ece"], "acc": mean["acc"], **{k: mean[k] for k in extra}})
+    run_info = {"data set": name, "activation": activation, "splits": splits,
+                "chosen T": [i["T"] for i in infos], "time ratio": infos[0]["time ratio"]}
     if grid:
         curve = infos[0]["curve"]
         if curve is not None:
             print("criteria of the first split (per training row):")
             for key in ("temperature", "loo_nll", "fit_nll"):
                 print(f"{key:>12} " + " ".join(f"{v:8.2g}" for v in curve[key]))
+            run_info["criteria"] = {key: curve[key] for key in ("temperature", "loo_nll",
+                                                                 "fit_nll")}
+    return rows, run_info
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=DATASETS)
-    parser.add_argument("--activations", nargs="+", default=["tanh", "relu"])
-    parser.add_argument("--splits", type=int, default=1)
-    parser.add_argument("--grid", action="store_true",
-                        help="also the probit at fixed temperatures and the criteria")
-    parser.add_argument("--link", default=None,
-                        help="the estimator's link_approximation for the row 'default' "
-                             "(default: the estimator's default)")
-    parser.add_argument("--quick", action="store_true", help="moons with tanh only (seconds)")
-    args = parser.parse_args(argv)
+    options = parser(__doc__, quick_help="moons with tanh only (seconds)")
+    options.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=DATASETS)
+    options.add_argument("--activations", nargs="+", default=["tanh", "relu"])
+    options.add_argument("--splits", type=int, default=1)
+    options.add_argument("--grid", action="store_true",
+                         help="also the probit at fixed temperatures and the criteria")
+    options.add_argument("--link", default=None,
+                         help="the estimator's link_approximation for the row 'default' "
+                              "(default: the estimator's default)")
+    args = setup(options.parse_args(argv), argv)
     if args.quick:
         args.datasets, args.activations = ["moons"], ["tanh"]
-    torch.set_num_threads(1)
+    results, runs = [], []
     for name in args.datasets:
         for activation in args.activations:
-            run(name, activation, args.splits, args.grid, args.link)
+            rows, info = run(name, activation, args.splits, args.grid, args.link)
+            results += rows
+            runs.append(info)
+    write_json(args, results, runs=runs)
 
 
 if __name__ == "__main__":

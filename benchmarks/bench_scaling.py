@@ -1,9 +1,9 @@
 """How the posterior + evidence step grows with N and P, per posterior structure.
 
 For each data size N and each MLP (10 inputs, tanh, one output; hidden widths
-from ``--hidden``) it times, on one torch thread and best of ``--repeats``,
-what a fit does after training: ``sklearn_dnn2gp._laplace.laplace(...)`` (the
-curvature and the posterior) and the evidence at the fitted hyperparameters,
+from ``--hidden``) it times, on one torch thread (``--threads``) and best of
+``--repeats``, what a fit does after training: ``sklearn_dnn2gp._laplace.laplace(...)``
+(the curvature and the posterior) and the evidence at the fitted hyperparameters,
 for ``full``, ``kron``, ``diag`` and the last layer (``full`` on the output
 layer, on the features of the layers before it). The network is a freshly
 initialised one: the cost of this step does not depend on the weights.
@@ -28,10 +28,11 @@ batch's per-layer blocks, ``J`` and ``M`` are ``3 x 8 x batch x K x P`` bytes,
 which the estimate includes.
 
 Run: ``python benchmarks/bench_scaling.py [--n 1000 4000 16000] [--hidden 20 50 100 50,50]
-[--repeats 2]``, or ``--quick`` (seconds). The default run takes a few minutes.
+[--repeats 2]`` (a few minutes), with the common flags (``benchmarks/README.rst``):
+``--quick`` (tiny sizes, one repeat: seconds), ``--threads N`` (default 1),
+``--json PATH``.
 """
 
-import argparse
 import gc
 import os
 import sys
@@ -45,6 +46,8 @@ from sklearn_dnn2gp._curvature import jacobian_batch_size
 from sklearn_dnn2gp._laplace import laplace
 from sklearn_dnn2gp._likelihoods import Gaussian
 from sklearn_dnn2gp._network import make_mlp, n_parameters
+
+from _harness import parser, setup, threads_text, write_json
 
 STRUCTURES = ["full", "kron", "diag", "last layer"]
 MB = 2.0**20
@@ -111,20 +114,20 @@ def reexec_with_mmap_threshold():
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, nargs="+", default=[1000, 4000, 16000])
-    parser.add_argument("--hidden", nargs="+", default=["20", "50", "100", "50,50"],
-                        help="hidden layer sizes, comma-separated per network")
-    parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--quick", action="store_true", help="tiny sizes, one repeat")
-    args = parser.parse_args(argv)
+    options = parser(__doc__, quick_help="tiny sizes, one repeat")
+    options.add_argument("--n", type=int, nargs="+", default=[1000, 4000, 16000])
+    options.add_argument("--hidden", nargs="+", default=["20", "50", "100", "50,50"],
+                         help="hidden layer sizes, comma-separated per network")
+    options.add_argument("--repeats", type=int, default=2)
+    args = setup(options.parse_args(argv), argv)
     if args.quick:
         args.n, args.hidden, args.repeats = [200, 400], ["10", "10,10"], 1
-    torch.set_num_threads(1)
     gen = torch.Generator().manual_seed(0)
     likelihood = Gaussian(torch.tensor([0.5], dtype=torch.float64))
     delta = 1.0
-    print(f"posterior + evidence step, one torch thread, best of {args.repeats}; "
+    results = []
+    print(f"posterior + evidence step, {threads_text(args.threads, 'torch thread')}, "
+          f"best of {args.repeats}; "
           "peak: resident-set high-water mark above the start of the step (measured), "
           "and the main arrays' size (estimated)\n")
     header = (f"{'N':>6} {'hidden':>8} {'P':>6} {'structure':>11} {'time s':>8} "
@@ -149,9 +152,13 @@ def main(argv=None):
                         partial(step, module, likelihood, X, y, structure, delta))
                     times.append(seconds)
                     peaks.append(np.nan if peak is None else max(peak, 0) / MB)
+                estimate = estimate_bytes(module, n, structure) / MB
                 print(f"{n:>6} {hidden:>8} {P:>6} {structure:>11} {min(times):8.3f} "
-                      f"{max(peaks):8.1f} {estimate_bytes(module, n, structure) / MB:8.1f} "
-                      f"{value:12.4f}", flush=True)
+                      f"{max(peaks):8.1f} {estimate:8.1f} {value:12.4f}", flush=True)
+                results.append({"N": n, "hidden": hidden, "P": P, "structure": structure,
+                                "time s": min(times), "peak MB": max(peaks),
+                                "est. MB": estimate, "evidence": value})
+    write_json(args, results)
 
 
 if __name__ == "__main__":

@@ -24,10 +24,11 @@ total, the script prints:
   Laplace's on wine and digits (target <= 2), measured one after the other
   in this process on one torch thread.
 
-Run ``python benchmarks/bench_vi.py --help`` for options.
+Run ``python benchmarks/bench_vi.py --help`` for options; the common flags
+(``benchmarks/README.rst``): ``--quick`` (seed 0 only), ``--threads N`` (default
+1), ``--json PATH``.
 """
 
-import argparse
 import time
 import warnings
 from pathlib import Path
@@ -41,7 +42,9 @@ from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
 
 from sklearn_dnn2gp import DNN2GPClassifier, DNN2GPRegressor
-from sklearn_dnn2gp.datasets import default_data_dir, load_snelson, load_wine_split
+from sklearn_dnn2gp.datasets import load_snelson, load_wine_split
+
+from _harness import parser, setup, write_json
 
 GAP = np.linspace(1.75, 2.75, 9)[:, None]
 
@@ -136,25 +139,35 @@ def print_timed_pair(problem, rows, ratios, laplace_text, vi_text):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", type=Path, default=default_data_dir())
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2],
-                        help="random_state of every fit")
-    parser.add_argument("--problems", nargs="+", default=["snelson", "wine", "digits"],
-                        choices=["snelson", "wine", "digits"])
-    args = parser.parse_args(argv)
+    options = parser(__doc__, quick_help="seed 0 only")
+    options.add_argument("--data-dir", type=Path, default=None,
+                         help="folder of the reference data (default: "
+                              "sklearn_dnn2gp.datasets.default_data_dir())")
+    options.add_argument("--seeds", type=int, nargs="+", default=None,
+                         help="random_state of every fit (default 0 1 2, --quick 0)")
+    options.add_argument("--problems", nargs="+", default=["snelson", "wine", "digits"],
+                         choices=["snelson", "wine", "digits"])
     # A benchmark script may fix its own process's threads; the library never does.
-    torch.set_num_threads(1)
+    args = setup(options.parse_args(argv), argv)
+    args.seeds = args.seeds or ([0] if args.quick else [0, 1, 2])
     # The first fit of a process pays torch's lazy imports; keep them out of the timings.
     timed_fit(DNN2GPRegressor(hidden_layer_sizes=(2,), max_iter=2), np.zeros((4, 1)),
               np.zeros(4))
     timed_fit(DNN2GPRegressor(hidden_layer_sizes=(2,), inference="vi", max_iter=2),
               np.zeros((4, 1)), np.zeros(4))
     ratios = {"wine": [], "digits": []}
+    results = []
+
+    def keep(problem, seed, rows):
+        """Note a problem's fits for the JSON record and hand them on."""
+        results.extend({"random_state": seed, "problem": problem, "fit": name, **r}
+                       for name, r in rows.items())
+        return rows
+
     for seed in args.seeds:
         print(f"--- random_state={seed}")
         if "snelson" in args.problems:
-            rows = snelson(args.data_dir, seed)
+            rows = keep("snelson", seed, snelson(args.data_dir, seed))
             lap = rows["Laplace"]
             print(f"snelson  Laplace  RMSE {lap['rmse']:.4f}  gap/data std {lap['gap']:.3f}  "
                   f"{lap['seconds']:5.2f} s")
@@ -165,7 +178,7 @@ def main(argv=None):
                       f"{verdict(r['rmse_ratio'] <= 1.1)})  gap/data std {r['gap']:.3f} "
                       f"({verdict(r['gap'] > 1)})  {r['seconds']:5.2f} s, {r['epochs']} epochs")
         if "wine" in args.problems:
-            rows = wine(args.data_dir, seed)
+            rows = keep("wine", seed, wine(args.data_dir, seed))
             lap, vi = rows["Laplace"], rows["VI"]
             print_timed_pair(
                 "wine", rows, ratios["wine"],
@@ -173,7 +186,7 @@ def main(argv=None):
                 f"test MSE {vi['mse']:.4f} +- {vi['se']:.4f} (within one SE of the MAP: "
                 f"{verdict(vi['mse'] <= lap['mse'] + lap['se'])}); {vi['q']} q")
         if "digits" in args.problems:
-            rows = digits(seed)
+            rows = keep("digits", seed, digits(seed))
             lap, vi = rows["Laplace"], rows["VI"]
             print_timed_pair(
                 "digits", rows, ratios["digits"],
@@ -199,6 +212,7 @@ def main(argv=None):
         if values:
             print(f"VI / Laplace wall time on {name}: median {np.median(values):.2f}, "
                   f"max {np.max(values):.2f} over {len(values)} seeds")
+    write_json(args, results, time_ratios=ratios)
 
 
 if __name__ == "__main__":
