@@ -49,7 +49,7 @@ class Trial(NamedTuple):
 
     ``log_ratio`` is the outer variable it was trained at, ``log_evidence`` the
     evidence there (maximised over the noise along the ray for regression),
-    ``hyperparameters`` the maximiser (``prior_precision``, ``noise_scale``)
+    ``hyperparameters`` the maximiser (``prior_precision``, ``scale``)
     and ``state`` whatever the caller needs to rebuild the fit.
     """
 
@@ -74,19 +74,8 @@ def _vertex(points):
 MAX_JUMP = 8
 # The scale maximised on each ray stays within this factor of where it was trained.
 SCALE_SPAN = 1e3
-# An 'auto' scale stays above this: for the regression noise, relative to y's std, a
-# noise variance of 1e-5 of y's, the lower bound of scikit-learn's WhiteKernel. On
-# noise-free targets the evidence grows without bound as sigma -> 0, and training at
-# delta sigma^2 ~ 1e-8 (where the search's bound stopped it) hit max_iter without
-# converging.
-SCALE_FLOOR = 10 ** -2.5
 # The search's trials stop at this multiple of the training's tolerance.
 TRIAL_TOL_FACTOR = 10.0
-# Where the search of delta * c^2 starts for standardised targets (sigma relative to
-# y's std): strongly regularised, where training is fast and warm starts towards less
-# regularisation are short (measured: on diabetes and red wine, 2-5x fewer iterations
-# than from 1).
-START_LOG_RATIO = math.log(10.0)
 
 
 def search_log_ratio(evaluate, start, *, propose=None, step=STEP, bounds=LOG_BOUNDS,
@@ -162,11 +151,11 @@ def search_log_ratio(evaluate, start, *, propose=None, step=STEP, bounds=LOG_BOU
     return best, trials
 
 
-def _profile(evidence, log_ratio, delta, scale, *, direction=1.0, profile_scale):
+def _profile(evidence, log_ratio, delta, scale, *, direction=1.0, profile_scale, floor):
     """The evidence of a fit and its maximiser along its ray ``delta * scale^2 =
     exp(log_ratio) * direction`` (every point of which has the same MAP) when
-    ``profile_scale``; else at the hyperparameters it was trained at.
-    ``evidence(prior_precision, scale=None)``."""
+    ``profile_scale`` (the scale kept above ``floor``); else at the
+    hyperparameters it was trained at. ``evidence(prior_precision, scale=None)``."""
     if not profile_scale:
         return float(evidence(delta)), {"prior_precision": delta, "scale": scale}
     ratio = math.exp(log_ratio) * direction
@@ -174,7 +163,7 @@ def _profile(evidence, log_ratio, delta, scale, *, direction=1.0, profile_scale)
     def along_ray(c):
         return float(evidence(ratio / c[0] ** 2, c[0]))
 
-    low = max(scale / SCALE_SPAN, SCALE_FLOOR)
+    low = max(scale / SCALE_SPAN, floor)
     (c,), value = maximize_log_evidence(
         along_ray, [max(scale, low)], [[low, max(scale * SCALE_SPAN, low)]])
     return value, {"prior_precision": ratio / c**2, "scale": float(c)}
@@ -216,6 +205,8 @@ class EvidenceSearch:
         array of ``n_groups``), else None.
     search_scale : bool
         Whether the likelihood's scale is 'auto'.
+    scale_floor : float or None
+        The smallest scale the search may choose (None when it is not searched).
     layerwise : bool
         One precision per layer (``n_groups`` of them).
     n_groups : int
@@ -225,10 +216,11 @@ class EvidenceSearch:
         Called with each trial of the search (progress for ``verbose``).
     """
 
-    def __init__(self, train, evidence, *, fixed_prior, search_scale, layerwise, n_groups,
-                 start, on_trial=None):
+    def __init__(self, train, evidence, *, fixed_prior, search_scale, scale_floor, layerwise,
+                 n_groups, start, on_trial=None):
         self.train, self.evidence = train, evidence
         self.fixed_prior, self.search_scale = fixed_prior, search_scale
+        self.scale_floor = scale_floor
         self.layerwise, self.n_groups = layerwise, n_groups
         self.start, self.on_trial = start, on_trial
 
@@ -265,7 +257,8 @@ class EvidenceSearch:
                 return Trial(t, -math.inf, {"prior_precision": delta, "scale": scale}, None)
             value, chosen = _profile(
                 lambda d, c=None: self.evidence(fit, d, c), t, delta, scale,
-                direction=direction, profile_scale=self.search_scale and fixed_delta is None)
+                direction=direction, profile_scale=self.search_scale and fixed_delta is None,
+                floor=self.scale_floor)
             if not math.isfinite(value):
                 value = -math.inf
             trial = Trial(t, value, chosen, fit)
@@ -279,7 +272,7 @@ class EvidenceSearch:
             (delta, c), _ = maximize_log_evidence(
                 lambda theta: self.evidence(fit, theta[0], theta[1]),
                 [trial.hyperparameters["prior_precision"], scale],
-                [[1e-8, 1e8], [max(scale / SCALE_SPAN, SCALE_FLOOR), scale * SCALE_SPAN]])
+                [[1e-8, 1e8], [max(scale / SCALE_SPAN, self.scale_floor), scale * SCALE_SPAN]])
             return math.log(delta * c**2)
 
         start = self.start if fixed_delta is None else math.log(fixed_delta)
@@ -289,7 +282,7 @@ class EvidenceSearch:
         bounds = LOG_BOUNDS
         if self.search_scale and fixed_delta is not None:
             # Here t fixes the scale: c^2 = exp(t) / delta.
-            bounds = (max(LOG_BOUNDS[0], math.log(fixed_delta * SCALE_FLOOR**2)),
+            bounds = (max(LOG_BOUNDS[0], math.log(fixed_delta * self.scale_floor**2)),
                       LOG_BOUNDS[1])
         best, trials = search_log_ratio(evaluate, start, propose=propose if both else None,
                                         bounds=bounds)

@@ -18,7 +18,7 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-from ._auto import SCALE_FLOOR, START_LOG_RATIO, TRIAL_TOL_FACTOR, EvidenceSearch
+from ._auto import TRIAL_TOL_FACTOR, EvidenceSearch
 from ._laplace import laplace
 from ._module_check import check_module
 from ._network import (
@@ -107,6 +107,10 @@ class _Fit(NamedTuple):
 
 class BaseDNN2GP(EvidenceMixin, GPViewMixin, BaseEstimator):
     """Shared machinery; not for direct use."""
+
+    # The hyperparameters whose evidence a trained network gives in closed form (the
+    # likelihood's own follow in an estimator whose likelihood has some).
+    _closed_form_hyperparameters = ("prior_precision",)
 
     _parameter_constraints = {
         "hidden_layer_sizes": [Interval(Integral, 1, None, closed="left"), "array-like"],
@@ -227,7 +231,7 @@ class BaseDNN2GP(EvidenceMixin, GPViewMixin, BaseEstimator):
                 check_full_vi(n * n_outputs, batch_size * n_outputs, n_params,
                               self.max_iter, device)
         self.likelihood_ = likelihood
-        if self._auto_hyperparameters():
+        if fixed_prior is None or self._likelihood_hyperparameters.searched:
             fit = self._select_by_evidence(module, X_t, y_t, w_t, training)
         else:
             fit = self._train_at(module, X_t, y_t, w_t, training, fixed_prior, likelihood)
@@ -304,16 +308,16 @@ class BaseDNN2GP(EvidenceMixin, GPViewMixin, BaseEstimator):
         self.posterior_ = fit.posterior if fit.variational is None else fit.variational
         self.log_marginal_likelihood_ = float(self.log_marginal_likelihood())
 
+    def _data_checks(self):
+        """Extra arguments of ``validate_data`` for ``y`` (the regressor's: numeric,
+        several targets)."""
+        return {}
+
     def _after_install(self, X_t, y_t, w_t):
         """What an estimator derives from the installed posterior and the training
         data (the classifier: its predictive's temperature)."""
 
     # ------------------------------------------------- hyperparameters by evidence
-    def _auto_hyperparameters(self):
-        """The hyperparameters set to 'auto' (the evidence chooses them in fit)."""
-        return [name for name in ("prior_precision", "noise_std")
-                if isinstance(self._fit_params.get(name), str)]
-
     def _layerwise(self):
         """Whether the prior has one precision per layer (group of parameters)."""
         return (self._fitted("prior_structure") == "layerwise"
@@ -355,6 +359,7 @@ class BaseDNN2GP(EvidenceMixin, GPViewMixin, BaseEstimator):
         and return the fit it keeps; the trials go to ``evidence_trace_``."""
         initial = flat_parameters(module).detach().clone()
         trial_training = {**training, "tol": training["tol"] * TRIAL_TOL_FACTOR}
+        hyper = self._likelihood_hyperparameters
 
         def train(warm, prior_precision, scale, trial):
             # Under VI the trials train MAPs (VI's evidence is the Laplace one at its
@@ -363,38 +368,40 @@ class BaseDNN2GP(EvidenceMixin, GPViewMixin, BaseEstimator):
             set_flat_parameters(module, initial if restart else warm.weights)
             return self._train_at(module, X_t, y_t, w_t,
                                   trial_training if trial else training, prior_precision,
-                                  self._likelihood_at(scale),
+                                  hyper.likelihood_at(scale),
                                   inference="laplace" if trial else None)
 
         def evidence(fit, prior_precision, scale=None):
             at = self._grouped(fit.evidence)
             if scale is None:
                 return float(at(prior_precision))
-            return float(at(prior_precision, noise_std=self._noise_at(scale)))
+            return float(at(prior_precision, **hyper.evidence_arguments(scale)))
+
+        def reported(hyperparameters):
+            return {"prior_precision": hyperparameters["prior_precision"],
+                    **hyper.reported(hyperparameters["scale"])}
 
         def on_trial(trial):
             if self.verbose:
                 print(f"[{type(self).__name__}] evidence search: "
                       + ", ".join(f"{k}={np.array2string(np.asarray(v), precision=4)}"
-                                  for k, v in self._reported(trial.hyperparameters).items())
-                      + f", log evidence {self._reported_evidence(trial.log_evidence):.6g} "
+                                  for k, v in reported(trial.hyperparameters).items())
+                      + ", log evidence "
+                        f"{self._targets.evidence_of_y(trial.log_evidence):.6g} "
                         f"({trial.state.n_iter} iterations)", flush=True)
 
-        scale_auto = "noise_std" in self._auto_hyperparameters()
         search = EvidenceSearch(
             train, evidence, fixed_prior=self._resolve_prior_precision(),
-            search_scale=scale_auto, layerwise=self._layerwise(),
-            n_groups=self._n_prior_groups,
-            start=START_LOG_RATIO if scale_auto and self._fitted("normalize_y") else 0.0,
-            on_trial=on_trial)
+            search_scale=hyper.searched, scale_floor=hyper.floor, layerwise=self._layerwise(),
+            n_groups=self._n_prior_groups, start=hyper.search_start, on_trial=on_trial)
         result = search.run()
 
         def entry(hyperparameters, log_evidence, n_iter):
             if self._layerwise():
                 hyperparameters = {**hyperparameters, "prior_precision": np.broadcast_to(
                     hyperparameters["prior_precision"], (self._n_prior_groups,)).copy()}
-            return {**self._reported(hyperparameters),
-                    "log_marginal_likelihood": self._reported_evidence(log_evidence),
+            return {**reported(hyperparameters),
+                    "log_marginal_likelihood": self._targets.evidence_of_y(log_evidence),
                     "n_iter": n_iter}
 
         # The fit kept is the trace's last entry.
@@ -405,11 +412,8 @@ class BaseDNN2GP(EvidenceMixin, GPViewMixin, BaseEstimator):
         self.evidence_trace_ += [entry(chosen, value, fit.n_iter)
                                  for value, chosen, fit in result.finals]
         result.fit.emit_warnings()
-        if scale_auto and result.hyperparameters["scale"] <= SCALE_FLOOR * (1 + 1e-3):
-            warnings.warn(
-                f"The evidence put noise_std at its lower bound, {SCALE_FLOOR:.3g} times "
-                "the standard deviation of y: the targets look noise-free. Set noise_std "
-                "to the noise you expect if that is so.", ConvergenceWarning)
+        if hyper.searched and result.hyperparameters["scale"] <= hyper.floor * (1 + 1e-3):
+            warnings.warn(hyper.floor_warning(), ConvergenceWarning)
         return result.fit
 
     def _grouped(self, evidence):
@@ -420,19 +424,6 @@ class BaseDNN2GP(EvidenceMixin, GPViewMixin, BaseEstimator):
                                                      like=evidence.posterior.mean)
             return evidence(prior_precision, **hyperparameters)
         return at
-
-    # Hooks a likelihood with hyperparameters (the regressor's noise) overrides.
-    def _likelihood_at(self, scale):
-        return self.likelihood_
-
-    def _noise_at(self, scale):
-        return None
-
-    def _reported(self, hyperparameters):
-        return {"prior_precision": hyperparameters["prior_precision"]}
-
-    def _reported_evidence(self, value):
-        return value
 
     def _solver(self, n_samples):
         """``solver`` with 'auto' resolved: full-batch L-BFGS up to 4096 examples (exact

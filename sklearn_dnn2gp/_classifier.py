@@ -13,16 +13,17 @@ from sklearn.utils.validation import check_is_fitted, column_or_1d
 
 from ._base import BaseDNN2GP, scoped_threads
 from ._docs import fill_shared_parameters
-from ._likelihoods import Bernoulli, Categorical
+from ._likelihoods import Bernoulli, Categorical, NoHyperparameters
 from ._links import LINKS, infinite_rows, probit_scaled_logits, psd_sqrt
 from ._resources import check_memory
+from ._targets import SameUnits
 from ._temperature import (
     FALLBACK_TEMPERATURE,
-    MAX_ROWS,
     MIN_ROWS,
     TEMPERATURES,
     select_temperature,
     temperature_criteria,
+    training_rows,
 )
 from ._theta import finite_evidence
 from ._utils import make_generator, to_numpy, to_tensor
@@ -206,9 +207,6 @@ class DNN2GPClassifier(ClassifierMixin, BaseDNN2GP):
         """
         return self._fit(X, y, sample_weight)
 
-    def _data_checks(self):
-        return {}
-
     def _encode_targets(self, y, dtype, device, weights=None):
         check_classification_targets(y)
         encoder = LabelEncoder().fit(y)
@@ -221,6 +219,8 @@ class DNN2GPClassifier(ClassifierMixin, BaseDNN2GP):
         targets = self._code_tensor(encoder.transform(y), dtype, device)
         n_outputs = 1 if len(self.classes_) == 2 else len(self.classes_)
         likelihood = Bernoulli() if len(self.classes_) == 2 else Categorical()
+        self._targets = SameUnits()
+        self._likelihood_hyperparameters = NoHyperparameters(likelihood)
         return targets, likelihood, n_outputs
 
     def _theta_names(self):
@@ -239,12 +239,9 @@ class DNN2GPClassifier(ClassifierMixin, BaseDNN2GP):
             # every common scale of it (each alpha_k is divided by the scale).
             self.temperature_ = 1.0
             return
-        rows = torch.arange(X_t.shape[0], device=X_t.device)
-        # Sample weights count as repetitions, as in the training loss.
-        n_observations = len(rows) if w_t is None else float(w_t.sum())
-        if w_t is not None:
-            rows = rows[w_t > 0]
-        if n_observations < MIN_ROWS:
+        rows, n_observations = training_rows(X_t.shape[0], w_t, self._fitted("random_state"),
+                                             X_t.device)
+        if rows is None:
             warnings.warn(
                 f"temperature='auto' needs at least {MIN_ROWS} training rows (or sample "
                 "weights summing to that) to choose the predictive's temperature; got "
@@ -253,10 +250,6 @@ class DNN2GPClassifier(ClassifierMixin, BaseDNN2GP):
                 UserWarning, stacklevel=6)
             self.temperature_ = FALLBACK_TEMPERATURE
             return
-        if len(rows) > MAX_ROWS:
-            generator = make_generator(self._fitted("random_state"))
-            pick = torch.randperm(len(rows), generator=generator)[:MAX_ROWS]
-            rows = rows[pick.to(rows.device)]
         f, var = self._latent(to_numpy(X_t[rows]))
         device = f.device
         weights = None if w_t is None else w_t[rows].to(device, torch.float64)
@@ -330,7 +323,7 @@ class DNN2GPClassifier(ClassifierMixin, BaseDNN2GP):
             return self._log_evidence_at_theta(theta, eval_gradient)
         return self._log_evidence_at(prior_precision)
 
-    def _log_evidence_at(self, prior_precision, noise_std=None):
+    def _log_evidence_at(self, prior_precision, likelihood_values=None):
         delta, expanded = self._check_prior_precision(prior_precision)
         return finite_evidence(lambda: self._evidence(expanded), prior_precision=delta)
 

@@ -204,7 +204,7 @@ def _mlp_factors(linears, activations, likelihood, X, weights):
     return factors, [torch.cat([h, torch.ones_like(h[:, :1])], dim=1) for h in inputs]
 
 
-def _module_order(linear, offset):
+def module_order(linear, offset):
     """Positions in the flat parameter vector of layer entries ``(o, j)`` of ``[W | b]``."""
     d_out, d_in = linear.weight.shape
     o = torch.arange(d_out)[:, None]
@@ -220,7 +220,7 @@ _PAIR_BUDGET = 2**24
 def _mlp_ggn(linears, activations, likelihood, X, weights, structure):
     sizes = [lin.weight.numel() + lin.bias.numel() for lin in linears]
     offsets = [sum(sizes[:i]) for i in range(len(sizes))]
-    order = [_module_order(lin, off).to(X.device) for lin, off in zip(linears, offsets)]
+    order = [module_order(lin, off).to(X.device) for lin, off in zip(linears, offsets)]
     n_params = sum(sizes)
     dtype = torch.float64
     if structure == "diag":
@@ -293,5 +293,5 @@ def kfac_factors(module, likelihood, X, weights=None):
             G[l] += torch.einsum("nko,nkq->oq", c, c)
             A[l] += (a if w is None else a * w.to(torch.float64)[:, None]).T @ a
         total += float(X[sl].shape[0] if w is None else w.sum())
-    orders = [_module_order(lin, off).to(X.device) for lin, off in zip(linears, offsets)]
+    orders = [module_order(lin, off).to(X.device) for lin, off in zip(linears, offsets)]
     return list(zip(G, A, orders)), total

@@ -12,8 +12,9 @@ from sklearn.utils.validation import check_array, check_is_fitted
 from ._base import BaseDNN2GP, scoped_threads
 from ._docs import fill_shared_parameters
 from ._gp import gp_weight_shift
-from ._likelihoods import Gaussian
+from ._likelihoods import GaussianNoise
 from ._resources import jacobian_bytes
+from ._targets import TargetScaling
 from ._theta import finite_evidence
 from ._utils import to_numpy, to_tensor
 
@@ -123,6 +124,8 @@ class DNN2GPRegressor(RegressorMixin, BaseDNN2GP):
         "normalize_y": ["boolean"],
     }
 
+    _closed_form_hyperparameters = ("prior_precision", "noise_std")
+
     def __init__(self, hidden_layer_sizes=(50,), activation="tanh", *, prior_precision="auto",
                  prior_structure="scalar",
                  noise_std="auto", normalize_y=True, posterior="auto", inference="laplace",
@@ -186,12 +189,13 @@ class DNN2GPRegressor(RegressorMixin, BaseDNN2GP):
         self._fit(X, y, sample_weight)
         if not isinstance(self.noise_std, str):
             statistics = self._evidence.statistics
-            _warn_if_noise_mismatched(to_numpy(statistics["rss"]) * self._y_std**2,
+            _warn_if_noise_mismatched(to_numpy(statistics["rss"]) * self._targets.std**2,
                                       statistics["sum_weights"], self.noise_std_)
         return self
 
     def _install(self, module, fit):
-        self.noise_std_ = to_numpy(fit.likelihood.noise_std).astype(np.float64) * self._y_std
+        self.noise_std_ = (to_numpy(fit.likelihood.noise_std).astype(np.float64)
+                           * self._targets.std)
         super()._install(module, fit)
 
     def _data_checks(self):
@@ -207,11 +211,7 @@ class DNN2GPRegressor(RegressorMixin, BaseDNN2GP):
         self._y_is_1d = y.ndim == 1
         Y = y.reshape(y.shape[0], -1).astype(np.float64)
         n_targets = Y.shape[1]
-        mean, std = _target_moments(Y, weights)
-        if self.normalize_y:
-            self._y_mean, self._y_std = mean, std
-        else:
-            self._y_mean, self._y_std = np.zeros(n_targets), np.ones(n_targets)
+        self._targets = targets = TargetScaling.of(Y, weights, self.normalize_y)
         if isinstance(self.noise_std, str):
             if len(Y) < 2:
                 raise ValueError(
@@ -219,39 +219,15 @@ class DNN2GPRegressor(RegressorMixin, BaseDNN2GP):
                     f"and needs at least 2 samples, got n_samples={len(Y)}; set noise_std."
                 )
             # The search's unit of noise: y's own spread, per target.
-            self._noise_base = std / self._y_std
+            base = targets.spread / targets.std
         else:
-            self._noise_base = _check_noise_std(self.noise_std, n_targets) / self._y_std
-        self._sum_weights = float(len(Y) if weights is None else np.sum(weights))
-        Z = (Y - self._y_mean) / self._y_std
-        return (to_tensor(Z, dtype, device), self._likelihood_at(1.0, dtype, device),
-                n_targets)
+            base = _check_noise_std(self.noise_std, n_targets) / targets.std
+        self._likelihood_hyperparameters = noise = GaussianNoise.build(
+            base, targets, isinstance(self.noise_std, str), dtype, device)
+        return to_tensor(targets.to_network(Y), dtype, device), noise.likelihood, n_targets
 
     def _theta_names(self):
         return self._prior_theta_names() + ["noise_std"] * self._n_outputs
-
-    def _likelihood_at(self, scale, dtype=None, device=None):
-        """The Gaussian likelihood with noise ``scale`` times the base noise (in the
-        units the network is trained in)."""
-        if dtype is None:
-            dtype, device = self.likelihood_.noise_std.dtype, self.likelihood_.noise_std.device
-        return Gaussian(to_tensor(self._noise_at(scale), dtype, device))
-
-    def _noise_at(self, scale):
-        return self._noise_base * scale
-
-    def _reported(self, hyperparameters):
-        noise = self._noise_at(hyperparameters["scale"]) * self._y_std
-        return {"prior_precision": hyperparameters["prior_precision"],
-                "noise_std": float(noise[0]) if noise.size == 1 else noise}
-
-    def _reported_evidence(self, value):
-        return value - self._log_target_scale(self._sum_weights)
-
-    def _log_target_scale(self, total_weight):
-        """``sum_i w_i sum_k log std_k``: the log Jacobian of normalising y, which
-        turns the evidence of the normalised targets into that of y."""
-        return total_weight * float(np.log(self._y_std).sum())
 
     def _known_targets(self, y, device):
         """``y`` as the network sees it: normalised when ``normalize_y``."""
@@ -262,7 +238,7 @@ class DNN2GPRegressor(RegressorMixin, BaseDNN2GP):
                 f"y has {Y.shape[1]} targets but the model was fitted with "
                 f"{self._n_outputs}."
             )
-        return to_tensor((Y - self._y_mean) / self._y_std, torch.float64, device)
+        return to_tensor(self._targets.to_network(Y), torch.float64, device)
 
     @scoped_threads
     def log_marginal_likelihood(self, prior_precision=None, noise_std=None, *, theta=None,
@@ -313,9 +289,10 @@ class DNN2GPRegressor(RegressorMixin, BaseDNN2GP):
         delta, expanded = self._check_prior_precision(prior_precision)
         sigma = self.noise_std_ if noise_std is None else _check_noise_std(
             noise_std, self.noise_std_.size)
-        internal = None if noise_std is None else sigma / self._y_std
+        internal = None if noise_std is None else sigma / self._targets.std
         return finite_evidence(
-            lambda: self._reported_evidence(float(self._evidence(expanded, noise_std=internal))),
+            lambda: self._targets.evidence_of_y(
+                float(self._evidence(expanded, noise_std=internal))),
             prior_precision=delta, noise_std=sigma)
 
     @scoped_threads
@@ -366,7 +343,7 @@ class DNN2GPRegressor(RegressorMixin, BaseDNN2GP):
                 )
             shift = gp_weight_shift(self._evidence.posterior, self._evidence.statistics["b"])
             y_mean = y_mean + to_numpy(self._jacobian(X).to(torch.float64) @ shift)
-        y_mean = self._to_output_units(y_mean)
+        y_mean = self._targets.to_output(y_mean)
         if return_cov:
             n, k = y_mean.shape
             self._check_jacobian_memory(
@@ -376,7 +353,8 @@ class DNN2GPRegressor(RegressorMixin, BaseDNN2GP):
             cov = self.posterior_.functional_covariance(J)
             n, k = y_mean.shape
             cov = to_numpy(cov).reshape(n, k, n, k)
-            cov = np.stack([cov[:, j, :, j] for j in range(k)], axis=-1) * self._y_std**2
+            cov = (np.stack([cov[:, j, :, j] for j in range(k)], axis=-1)
+                   * self._targets.std**2)
             cov = cov + np.eye(n)[:, :, None] * self.noise_std_**2
             return self._shape(y_mean), cov[:, :, 0] if self._y_is_1d else cov
         if return_std:
@@ -408,21 +386,7 @@ class DNN2GPRegressor(RegressorMixin, BaseDNN2GP):
     def _epistemic_variance(self, X):
         """``diag(J Sigma J^T)`` per point and target (n, K), in the units of y^2."""
         _, latent = self._latent(X)
-        return to_numpy(torch.diagonal(latent, dim1=1, dim2=2)) * self._y_std**2
-
-    def _output_scale(self):
-        return self._y_std if self._fitted("normalize_y") else None
-
-    def _to_output_units(self, values):
-        return values * self._y_std + self._y_mean
-
-    def _gp_to_output_units(self, gp):
-        n, k = gp["targets"].shape
-        std = np.tile(self._y_std, n)
-        return {"prior_mean": gp["prior_mean"] * std + np.tile(self._y_mean, n),
-                "kernel": gp["kernel"] * np.outer(std, std),
-                "targets": self._to_output_units(gp["targets"]),
-                "noise_precision": gp["noise_precision"] / np.outer(self._y_std, self._y_std)}
+        return to_numpy(torch.diagonal(latent, dim1=1, dim2=2)) * self._targets.std**2
 
     def _shape(self, array):
         return array[:, 0] if self._y_is_1d else array
@@ -451,20 +415,6 @@ def _warn_if_noise_mismatched(rss, sum_weights, noise_std):
             UserWarning,
             stacklevel=5,
         )
-
-
-def _target_moments(Y, weights):
-    """Per-target (weighted) mean and std of ``Y``; a std of zero becomes 1, so
-    that constant targets normalise to zeros."""
-    w = np.ones(len(Y)) if weights is None else np.asarray(weights, dtype=np.float64)
-    total = w.sum()
-    if total <= 0:
-        return np.zeros(Y.shape[1]), np.ones(Y.shape[1])
-    mean = w @ Y / total
-    std = np.sqrt(np.maximum(w @ (Y - mean) ** 2 / total, 0.0))
-    scale = np.abs(mean).clip(min=1.0)
-    std[~(std > 1e-12 * scale)] = 1.0
-    return mean, std
 
 
 def _check_noise_std(noise_std, n_targets):

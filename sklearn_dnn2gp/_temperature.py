@@ -36,6 +36,7 @@ import numpy as np
 import torch
 
 from ._loo import leave_one_out_latents
+from ._utils import make_generator
 
 #: The candidate temperatures: the plug-in and quarter decades from 1e-4 to 1.
 TEMPERATURES = np.concatenate([[0.0], np.logspace(-4, 0, 17)])
@@ -61,6 +62,25 @@ def _mean_nll(log_proba, codes, weights):
     if weights is None:
         return float(nll[finite].mean())
     return float((nll[finite] * weights[finite]).sum() / weights[finite].sum())
+
+
+def training_rows(n_rows, weights, random_state, device):
+    """The training rows the choice reads, and the observations they stand for
+    (sample weights count as repetitions, as in the training loss): at most
+    ``MAX_ROWS`` of the rows of positive weight, a random subset under
+    ``random_state``; rows None when there are fewer than ``MIN_ROWS``
+    observations."""
+    rows = torch.arange(n_rows, device=device)
+    n_observations = len(rows) if weights is None else float(weights.sum())
+    if weights is not None:
+        rows = rows[weights > 0]
+    if n_observations < MIN_ROWS:
+        return None, n_observations
+    if len(rows) > MAX_ROWS:
+        generator = make_generator(random_state)
+        pick = torch.randperm(len(rows), generator=generator)[:MAX_ROWS]
+        rows = rows[pick.to(rows.device)]
+    return rows, n_observations
 
 
 def temperature_criteria(f, var, y, likelihood, log_proba, temperatures, weights=None):

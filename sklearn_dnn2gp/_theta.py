@@ -77,8 +77,9 @@ class EvidenceMixin:
             # An overflow to inf (or 0) is refused below, naming the hyperparameter.
             with np.errstate(over="ignore", under="ignore"):
                 delta = np.exp(t[:n_prior])
-                noise = np.exp(t[n_prior:]) if len(t) > n_prior else None
-            return self._log_evidence_at(delta if n_prior > 1 else float(delta[0]), noise)
+                # The likelihood's own hyperparameters (the regression noise) follow.
+                others = np.exp(t[n_prior:]) if len(t) > n_prior else None
+            return self._log_evidence_at(delta if n_prior > 1 else float(delta[0]), others)
 
         lml = value(theta)
         if not eval_gradient:

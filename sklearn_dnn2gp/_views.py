@@ -258,7 +258,7 @@ class GPViewMixin:
         check_consistent_length(X, y)
         param = next(self.module_.parameters())
         targets = self._known_targets(y, param.device)
-        y_tilde = self._to_output_units(to_numpy(torch.cat(
+        y_tilde = self._targets.to_output(to_numpy(torch.cat(
             [t for _, _, t, _ in self._gp_view_chunks(X, targets)])))
         # 1-D like the targets of a single-output fit (a regressor remembers 2-D y).
         return y_tilde[:, 0] if getattr(self, "_y_is_1d", y_tilde.shape[1] == 1) else y_tilde
@@ -345,7 +345,7 @@ class GPViewMixin:
             learning_rate=self._fitted("learning_rate_init"),
             weights=None if weights is None else weights.to(param.device),
         )
-        gp = self._gp_to_output_units(
+        gp = self._targets.gp_to_output(
             {name: to_numpy(value) for name, value in gp._asdict().items()})
         return (gp, indices) if return_indices else gp
 
@@ -437,7 +437,7 @@ class GPViewMixin:
             M = M * root
         value = (whitened_log_evidence(M, u, delta, space=space)
                  + 0.5 * (n * k - n_observations) * LOG_2PI + 0.5 * log_det)
-        value = float(value) - self._log_target_scale(count)
+        value = float(value) - self._targets.log_jacobian(count)
         return (value, indices) if return_indices else value
 
     def _gp_view_chunks(self, X, targets):
@@ -469,30 +469,13 @@ class GPViewMixin:
             )
         return subset_indices(n_samples, size, y=labels, strategy=strategy,
                               random_state=random_state)
-    # Hooks for an estimator whose network predicts rescaled targets (normalize_y):
-    # the views are in the units of y.
-    def _output_scale(self):
-        """Per-output factor from the network's outputs to the units of y, or None."""
-        return None
-
     def _output_jacobian(self, X):
         """Jacobians of the outputs in the units of y."""
         J = self._jacobian(X)
-        scale = self._output_scale()
+        scale = self._targets.output_scale
         if scale is None:
             return J
         return J * torch.as_tensor(scale, dtype=J.dtype, device=J.device)[:, None]
-
-    def _to_output_units(self, values):
-        return values
-
-    def _gp_to_output_units(self, gp):
-        return gp
-
-    def _log_target_scale(self, total_weight):
-        """The log Jacobian from the targets the network fits to those of the user,
-        for this much sample weight (0 when they are the same)."""
-        return 0.0
 
     @property
     def _n_outputs(self):

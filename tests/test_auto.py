@@ -115,7 +115,7 @@ def test_normalize_y_false_is_the_raw_model():
     norm = DNN2GPRegressor(normalize_y=True, **params).fit(X, y)
     # Same noise in the units of y, different networks (delta acts on other weights).
     np.testing.assert_allclose(raw.noise_std_, norm.noise_std_, rtol=1e-12)
-    assert raw._y_std[0] == 1.0 and norm._y_std[0] != 1.0
+    assert raw._targets.std[0] == 1.0 and norm._targets.std[0] != 1.0
 
 
 def test_theta_is_the_log_hyperparameters():
@@ -220,7 +220,7 @@ def test_evidence_search_runs_without_an_estimator():
         return -(math.log(prior_precision / 3)) ** 2 - (math.log(scale / 0.5)) ** 2
 
     search = EvidenceSearch(train, evidence, fixed_prior=None, search_scale=True,
-                            layerwise=False, n_groups=1, start=0.0)
+                            scale_floor=1e-3, layerwise=False, n_groups=1, start=0.0)
     result = search.run()
     assert math.log(result.hyperparameters["prior_precision"] / 3) == pytest.approx(0, abs=XTOL)
     assert math.log(result.hyperparameters["scale"] / 0.5) == pytest.approx(0, abs=XTOL)
@@ -241,6 +241,6 @@ def test_evidence_search_with_a_fixed_prior_searches_the_scale_only():
         return -(math.log(scale / 2)) ** 2
 
     result = EvidenceSearch(train, evidence, fixed_prior=5.0, search_scale=True,
-                            layerwise=False, n_groups=1, start=0.0).run()
+                            scale_floor=1e-3, layerwise=False, n_groups=1, start=0.0).run()
     assert result.hyperparameters["prior_precision"] == 5.0
     assert math.log(result.hyperparameters["scale"] / 2) == pytest.approx(0, abs=XTOL)

@@ -214,7 +214,7 @@ def test_rows_of_zero_weight_do_not_count_towards_the_minimum(moons):
 
 
 def test_subset_of_rows_is_deterministic_under_random_state(moons, monkeypatch):
-    import sklearn_dnn2gp._classifier as classifier_module
+    import sklearn_dnn2gp._temperature as temperature_module
 
     X, y = moons
 
@@ -223,7 +223,7 @@ def test_subset_of_rows_is_deterministic_under_random_state(moons, monkeypatch):
         return clf.temperature_curve_["loo_nll"]
 
     everything = curve()
-    monkeypatch.setattr(classifier_module, "MAX_ROWS", 30)
+    monkeypatch.setattr(temperature_module, "MAX_ROWS", 30)
     subset = curve()
     np.testing.assert_array_equal(subset, curve())
     # 30 of the 120 rows: not the criterion of all of them.

@@ -212,7 +212,7 @@ def test_kron_vi_regressor_predicts_with_q():
     assert isinstance(reg.posterior_, KronPosterior)
     _, J = output_and_jacobian(reg.module_, torch.as_tensor(X))
     latent = reg.posterior_.functional_variance(J)[:, 0, 0].numpy()
-    np.testing.assert_allclose(std**2, reg._y_std[0] ** 2 * latent + reg.noise_std_[0] ** 2,
+    np.testing.assert_allclose(std**2, reg._targets.std[0] ** 2 * latent + reg.noise_std_[0] ** 2,
                                rtol=1e-6)
 
 

@@ -7,9 +7,6 @@ from copy import deepcopy
 
 from sklearn.base import clone
 
-# The hyperparameters whose evidence a trained network gives in closed form.
-_CLOSED_FORM = ("prior_precision", "noise_std")
-
 
 def _evidence_model(estimator):
     """The (final) estimator that carries the evidence: ``estimator`` itself or
@@ -17,6 +14,15 @@ def _evidence_model(estimator):
     while not hasattr(estimator, "log_marginal_likelihood") and hasattr(estimator, "steps"):
         estimator = estimator.steps[-1][1]
     return estimator
+
+
+def _closed_form(estimator):
+    """The hyperparameters whose evidence a trained network of ``estimator`` (or of
+    the last step of its pipeline) gives in closed form: those it lists in
+    ``_closed_form_hyperparameters``, else ``prior_precision``, which any
+    estimator with ``log_marginal_likelihood(prior_precision=None)`` takes."""
+    return tuple(getattr(_evidence_model(estimator), "_closed_form_hyperparameters",
+                         ("prior_precision",)))
 
 
 def _evidence_prefix(estimator):

@@ -8,7 +8,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .._utils import worker_torch_threads
-from ._common import _CLOSED_FORM, _evidence_model, _evidence_prefix, _try_train
+from ._common import _closed_form, _evidence_model, _evidence_prefix, _try_train
 
 
 class _Group(NamedTuple):
@@ -183,7 +183,7 @@ def _candidate_groups(estimator, candidates, reuse_network):
         return [_alone(i) for i in range(len(candidates))]
     prefix = _evidence_prefix(estimator)
     base = estimator.get_params()
-    names = [prefix + name for name in _CLOSED_FORM if prefix + name in base]
+    names = [prefix + name for name in _closed_form(estimator) if prefix + name in base]
     groups, alone = {}, []
     for i, params in enumerate(candidates):
         # A value the fit chooses ('auto') or a vector (per-target noise, per-layer

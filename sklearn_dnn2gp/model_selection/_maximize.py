@@ -1,9 +1,9 @@
 """maximize_evidence: the hyperparameters set by the evidence inside ``fit``."""
 
 from sklearn.base import clone
-from sklearn.utils._param_validation import HasMethods, StrOptions, validate_params
+from sklearn.utils._param_validation import HasMethods, InvalidParameterError, validate_params
 
-from ._common import _CLOSED_FORM, _evidence_model, _evidence_prefix
+from ._common import _closed_form, _evidence_model, _evidence_prefix
 
 
 @validate_params(
@@ -11,7 +11,8 @@ from ._common import _CLOSED_FORM, _evidence_model, _evidence_prefix
         "estimator": [HasMethods(["fit", "get_params"])],
         "X": ["array-like", "sparse matrix"],
         "y": ["array-like"],
-        "hyperparameters": [StrOptions({"auto", *_CLOSED_FORM}), list, tuple],
+        # Which names are valid is the estimator's to say (checked in the body).
+        "hyperparameters": [str, list, tuple],
         "return_path": ["boolean"],
     },
     # The estimator is fitted here with parameters nobody has validated yet.
@@ -72,20 +73,22 @@ def maximize_evidence(estimator, X, y, *, hyperparameters="auto", return_path=Fa
     """
     prefix = _evidence_prefix(estimator)
     params = estimator.get_params()
+    closed_form = _closed_form(estimator)
     if hyperparameters == "auto":
-        names = [name for name in _CLOSED_FORM if prefix + name in params]
+        names = [name for name in closed_form if prefix + name in params]
     else:
         # A single name is one hyperparameter, not a sequence of characters.
         names = [hyperparameters] if isinstance(hyperparameters, str) else hyperparameters
         names = list(dict.fromkeys(names))
-        unknown = [name for name in names if name not in _CLOSED_FORM]
+        unknown = [name for name in names if name not in closed_form]
         if unknown or not all(prefix + name in params for name in names):
-            raise ValueError(
-                f"hyperparameters must be among {_CLOSED_FORM} and parameters of the "
+            raise InvalidParameterError(
+                f"hyperparameters must be among {closed_form} and parameters of the "
                 f"estimator, got {hyperparameters!r}."
             )
     if not names:
-        raise ValueError("The estimator has no prior_precision or noise_std to optimise.")
+        raise ValueError(f"{type(_evidence_model(estimator)).__name__} has no "
+                         "hyperparameter the evidence sets in closed form.")
     fitted = clone(estimator).set_params(**{prefix + name: "auto" for name in names})
     fitted.fit(X, y, **fit_params)
     if return_path:

@@ -3,7 +3,7 @@ and the curvature VI keeps in that form."""
 
 import torch
 
-from .._curvature import _module_order, kfac_factors, mlp_structure_for_kron
+from .._curvature import kfac_factors, mlp_structure_for_kron, module_order
 from .._network import flat_parameters
 from ._gaussian import Gaussian, add_to_diagonal, register_posterior
 
@@ -44,7 +44,7 @@ class KronCurvature:
             d_out, d_in = linear.weight.shape
             eye = lambda d: torch.eye(d, dtype=dtype, device=device)  # noqa: E731
             factors.append((value * eye(d_out), total_weight * eye(d_in + 1),
-                            _module_order(linear, offset).to(device)))
+                            module_order(linear, offset).to(device)))
             offset += d_out * (d_in + 1)
         return cls(factors, total_weight)
 
