@@ -161,10 +161,8 @@ def whitened_jacobians(module, likelihood, X, weights=None, batch_size=None):
         batch_size = jacobian_batch_size(n_outputs, sum(p.numel() for p in module.parameters()))
     for sl in batches(X.shape[0], batch_size):
         f, J = output_and_jacobian(module, X[sl])
-        M = likelihood.whiten(f, J)
-        if weights is not None:
-            M = M * torch.sqrt(weights[sl])[:, None, None]
-        yield sl, f, J, M
+        yield sl, f, J, likelihood.whiten_weighted(
+            f, J, None if weights is None else weights[sl])
 
 
 def ggn(module, likelihood, X, weights=None, structure="full", batch_size=None):

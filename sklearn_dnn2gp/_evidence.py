@@ -23,6 +23,14 @@ def _kept(eigvals):
     return eigvals > eigvals.max().clamp_min(0) * eigvals.numel() * torch.finfo(eigvals.dtype).eps
 
 
+def gaussian_log_density(quad, log_det, n_observations):
+    """``log N(u | 0, C) = -1/2 u^T C^-1 u - 1/2 log|C| - n/2 log 2 pi`` from the
+    quadratic form and the log-determinant: the GP evidence, whichever
+    factorisation (a Cholesky factor in function or weight space, or the
+    curvature's spectrum) gives the two."""
+    return -0.5 * quad - 0.5 * log_det - 0.5 * n_observations * LOG_2PI
+
+
 def residual_sq_norm(posterior, sq_norm, coords):
     """``|u_perp|^2``: the part of ``|u|^2`` outside the column space of ``M``.
 
@@ -63,12 +71,8 @@ def gaussian_log_evidence(posterior, residual, coords, n_observations, sum_log_n
     keep = _kept(lam)
     inside = coords[keep] ** 2 * s * delta / (lam[keep] * (s * lam[keep] + delta))
     quad = s * residual + inside.sum()
-    return (
-        -0.5 * quad
-        - 0.5 * posterior.log_det_ratio()
-        - 0.5 * n_observations * LOG_2PI
-        - sum_log_noise
-    )
+    return (gaussian_log_density(quad, posterior.log_det_ratio(), n_observations)
+            - sum_log_noise)
 
 
 class LaplaceEvidence:
@@ -117,8 +121,8 @@ class GaussianProcessEvidence(LaplaceEvidence):
             s, b = posterior.curvature_scale, self.statistics["b"]
             quad = (s * self.statistics["sq_norm"]
                     - s**2 * (b @ posterior.covariance_product(b))).clamp_min(0)
-            return (-0.5 * quad - 0.5 * posterior.log_det_ratio()
-                    - 0.5 * self.n_observations * LOG_2PI - log_noise)
+            return (gaussian_log_density(quad, posterior.log_det_ratio(), self.n_observations)
+                    - log_noise)
         if not posterior.shares_factorisation(self.posterior):
             # Prior precisions in other proportions: another curvature (ScaledPosterior).
             residual, coords = self._split(posterior)

@@ -1,12 +1,14 @@
 """The function-space view (Theorem 1): NTK kernel blocks, the GP mean's weights and
-the exact GP evidence on the whitened linear model (the transformed targets are the
-likelihood's, :meth:`Gaussian.transformed_targets`).
+the exact GP evidence on the whitened linear model by a Cholesky factorisation (the
+transformed targets and the whitening are the likelihood's,
+:meth:`Likelihood.transformed_targets` and :meth:`Likelihood.whiten_weighted`; the
+Gaussian density itself is :func:`._evidence.gaussian_log_density`).
 
 Whitening: with ``Lambda_i = R_i^T R_i`` and sample weights ``w_i``, the linear
 model ``y~ = J w + eps``, ``eps ~ N(0, Lambda^-1 / w)``, ``w ~ N(0, I / delta)``
 becomes ``u = M w + e``, ``e ~ N(0, I)``, with ``M_i = sqrt(w_i) R_i J_i`` and
 ``u_i = sqrt(w_i) R_i y~_i``; its kernel is ``M M^T / delta``. These functions
-are the direct (Cholesky) function-space path; :mod:`._posterior` and
+are the direct (Cholesky) function-space path; :mod:`.posteriors` and
 :mod:`._evidence` hold the spectral path, and the tests keep them equal.
 """
 
@@ -15,7 +17,7 @@ from typing import NamedTuple
 
 import torch
 
-from ._utils import LOG_2PI
+from ._evidence import gaussian_log_density
 from .posteriors import DiagPosterior, FullPosterior, add_to_diagonal
 
 
@@ -59,15 +61,11 @@ def whitened_log_evidence(M, u, prior_precision, space="function"):
         # |u|^2 - b^T (M^T M + delta I)^-1 b = u^T (M M^T / delta + I)^-1 u >= 0.
         quad = (u @ u - b @ torch.cholesky_solve(b[:, None], chol)[:, 0]).clamp_min(0)
         log_det = 2 * torch.log(torch.diagonal(chol)).sum() - p * math.log(delta)
-        return -0.5 * quad - 0.5 * log_det - 0.5 * n * LOG_2PI
+        return gaussian_log_density(quad, log_det, n)
     cov = M @ M.T / prior_precision + torch.eye(n, dtype=M.dtype, device=M.device)
     chol = torch.linalg.cholesky(cov)
     alpha = torch.cholesky_solve(u[:, None], chol)[:, 0]
-    return (
-        -0.5 * u @ alpha
-        - torch.log(torch.diagonal(chol)).sum()
-        - 0.5 * n * LOG_2PI
-    )
+    return gaussian_log_density(u @ alpha, 2 * torch.log(torch.diagonal(chol)).sum(), n)
 
 
 class IterateGP(NamedTuple):

@@ -47,6 +47,18 @@ class Likelihood:
         """``R_i J_i`` with ``R_i^T R_i = Lambda_i``, for ``J`` of shape (n, K, ...)."""
         raise NotImplementedError
 
+    def whiten_weighted(self, f, A, weights=None):
+        """``sqrt(w_i) R_i A_i``: the whitening of the GP view's linear model under
+        sample weights (``A`` the Jacobians or the transformed targets)."""
+        out = self.whiten(f, A)
+        if weights is None:
+            return out
+        return out * torch.sqrt(weights).view((-1,) + (1,) * (out.dim() - 1))
+
+    def transformed_targets(self, f, J, mean, y):
+        """``y~ = J w* - Lambda^+ r`` (n, K): the GP view's targets (Theorem 1)."""
+        return J @ mean - self.solve_precision(f, self.residual(f, y))
+
     def solve_precision(self, f, residual):
         """``Lambda_i^+ r_i`` for each example (n, K): the step from ``J w*`` to the
         transformed targets, ``y~ = J w* - Lambda^+ r``."""
@@ -112,10 +124,10 @@ class Gaussian(Likelihood):
     def log_det_precision(self, f):
         return (-2 * torch.log(self.noise_std.to(f))).sum().expand(f.shape[0])
 
-    @staticmethod
-    def transformed_targets(f, J, w, y):
-        """``y~ = J w* - Lambda^-1 r = y + J w* - f`` (n, K)."""
-        return y + J @ w.to(J.dtype) - f
+    def transformed_targets(self, f, J, mean, y):
+        """``Lambda^-1 r = f - y``, so ``y~ = y + J w* - f`` (n, K): no division by
+        the noise and back."""
+        return y + J @ mean.to(J.dtype) - f
 
     def statistics(self, module, X, y, weights, posterior=None):
         """The per-output weighted residual sum of squares (the likelihood at any
@@ -129,10 +141,9 @@ class Gaussian(Likelihood):
         totals = {"b": 0.0, "sq_norm": 0.0, "rss": 0.0, "sum_weights": 0.0}
         for sl, f, J, M in whitened_jacobians(module, self, X, weights):
             w = None if weights is None else weights[sl]
-            u = self.whiten(f, self.transformed_targets(f, J, mean, y[sl]))
+            u = self.whiten_weighted(f, self.transformed_targets(f, J, mean, y[sl]), w)
             residual2 = (y[sl] - f) ** 2
             if w is not None:
-                u = u * torch.sqrt(w)[:, None]
                 residual2 = residual2 * w[:, None]
             Mf = M.reshape(-1, M.shape[-1]).to(torch.float64)
             uf = u.reshape(-1).to(torch.float64)

@@ -415,11 +415,12 @@ class GPViewMixin:
         likelihood = self.likelihood_
         Ms, us, log_det = [], [], 0.0
         for f, J, y_tilde, sl in self._gp_view_chunks(X, targets):
-            M, u = likelihood.whiten(f, J), likelihood.whiten(f, y_tilde)
+            w_chunk = None if w is None else w[sl]
+            M = likelihood.whiten_weighted(f, J, w_chunk)
+            u = likelihood.whiten_weighted(f, y_tilde, w_chunk)
             volume = likelihood.log_det_precision(f)
             if w is not None:
-                M, u = M * torch.sqrt(w[sl])[:, None, None], u * torch.sqrt(w[sl])[:, None]
-                volume = volume * w[sl]
+                volume = volume * w_chunk
             Ms.append(M.reshape(-1, M.shape[-1]))
             us.append(u.reshape(-1))
             log_det = log_det + volume.sum()
@@ -450,8 +451,7 @@ class GPViewMixin:
             f, J = f.to(torch.float64), J.to(torch.float64)
             rows = slice(start, start + len(f))
             start += len(f)
-            residual = self.likelihood_.residual(f, targets[rows])
-            yield f, J, J @ mean - self.likelihood_.solve_precision(f, residual), rows
+            yield f, J, self.likelihood_.transformed_targets(f, J, mean, targets[rows]), rows
 
     def _class_labels(self, y):
         """The labels a stratified subset keeps the proportions of: a classifier's
