@@ -472,9 +472,3 @@ class BaseDNN2GP(EvidenceMixin, GPViewMixin, BaseEstimator):
         # with objects shared between attributes (the Laplace posterior is also the
         # evidence's) still shared after unpickling.
         return to_cpu(super().__getstate__(), {})
-
-    @property
-    def _evidence_posterior(self):
-        """The Laplace-GGN posterior behind the evidence (VI's ``q`` is ``posterior_``)."""
-        return self._evidence.posterior
-

@@ -1,13 +1,20 @@
-"""Independent reference computations used by several test modules."""
+"""Shared by several test modules: independent reference computations, small data
+sets and networks, and the checker of the public API's contract (the property-based
+cases of tests/test_fuzz.py and the fixed ones of tests/test_robustness.py)."""
 
 import warnings
+from collections import Counter
 
 import numpy as np
 import torch
+from sklearn.datasets import make_regression
 from sklearn.exceptions import ConvergenceWarning
-from torch.func import functional_call
+from torch.func import functional_call, jacrev
 
-from sklearn_dnn2gp._network import flat_parameters, set_flat_parameters
+from sklearn_dnn2gp._curvature import output_and_jacobian, whitened_jacobians
+from sklearn_dnn2gp._likelihoods import Gaussian
+from sklearn_dnn2gp._network import flat_parameters, make_mlp, set_flat_parameters
+from sklearn_dnn2gp.posteriors import KronCurvature
 
 
 def blr_posterior(Phi, y, delta, sigma):
@@ -125,3 +132,245 @@ def from_curvature(mean, curvature, prior_precision):
     else:
         structure = DiagPosterior if curvature.dim() == 1 else FullPosterior
     return structure.from_curvature(mean, curvature, prior_precision)
+
+
+# ------------------------------------------------------- data and networks
+def _linear_data(n=40, d=3, seed=0, k=None):
+    rng = np.random.RandomState(seed)
+    X = rng.randn(n, d)
+    shape = (n,) if k is None else (n, k)
+    y = X @ rng.randn(d, *shape[1:]) + 0.5 + 0.3 * rng.randn(*shape)
+    return X, y
+
+
+def _regression(n=40, seed=0):
+    X, y = make_regression(n, 3, noise=5.0, random_state=seed)
+    return X, (y - y.mean()) / y.std()
+
+
+def _mlp(sizes, n_in, n_out, seed=0):
+    return make_mlp(n_in, sizes, n_out, "tanh", dtype=torch.float64, device="cpu",
+                    generator=torch.Generator().manual_seed(seed))
+
+
+def _exact_ggn(net, likelihood, X):
+    f, J = output_and_jacobian(net, X)
+    M = likelihood.whiten(f, J).reshape(-1, J.shape[-1])
+    return M.T @ M
+
+
+def _random_curvature(net, total, seed=0):
+    """Random symmetric positive semi-definite factors (one of them rank-deficient,
+    as a minibatch's are) on ``net``'s layers."""
+    rng = np.random.RandomState(seed)
+    factors = []
+    for G, A, order in KronCurvature.identity(net, total, 1.0).factors:
+        g = rng.randn(G.shape[0], G.shape[0] + 2)
+        a = rng.randn(A.shape[0], max(A.shape[0] - 1, 1))
+        factors.append((torch.tensor(g @ g.T), torch.tensor(a @ a.T), order))
+    return KronCurvature(factors, total)
+
+
+def _relative_error(a, b):
+    a, b = np.asarray(a), np.asarray(b)
+    return np.abs(a - b).max() / np.abs(b).max()
+
+
+# --------------------------------------------- Jacobians computed directly
+def _whitened(est, X, y, noise_std=None, weights=None):
+    """M (n K, P) and u (n K) of the fitted network, computed directly."""
+    sigma = (
+        est.noise_std_ if noise_std is None else np.broadcast_to(noise_std, est.noise_std_.shape)
+    )
+    lik = Gaussian(torch.tensor(sigma))
+    Xt = torch.tensor(X)
+    Y = torch.tensor(y.reshape(len(y), -1))
+    w = est.posterior_.mean
+    Wt = None if weights is None else torch.tensor(weights, dtype=torch.float64)
+    Ms, us = [], []
+    for sl, f, J, M in whitened_jacobians(est.module_, lik, Xt, Wt):
+        u = lik.whiten(f, lik.transformed_targets(f, J, w, Y[sl]))
+        if Wt is not None:
+            u = u * torch.sqrt(Wt[sl])[:, None]
+        Ms.append(M.reshape(-1, M.shape[-1]))
+        us.append(u.reshape(-1))
+    return torch.cat(Ms), torch.cat(us)
+
+
+def _reference_jacobian(est, X):
+    """(n, K, P) by autograd through the module with all parameters as one vector,
+    independently of the package's curvature code."""
+    module = est.module_
+    shapes = [(name, p.shape) for name, p in module.named_parameters()]
+    sizes = [p.numel() for p in module.parameters()]
+    X_t = torch.as_tensor(np.asarray(X, dtype=np.float64))
+
+    def outputs(w):
+        chunks = torch.split(w, sizes)
+        params = {name: chunk.reshape(shape) for (name, shape), chunk in zip(shapes, chunks)}
+        return functional_call(module, params, (X_t,))
+
+    w = torch.cat([p.detach().reshape(-1) for p in module.parameters()]).to(torch.float64)
+    return jacrev(outputs)(w).numpy()
+
+
+def _weights(est):
+    return torch.cat([p.detach().reshape(-1) for p in est.module_.parameters()]).numpy()
+
+
+# ------------------------------------------------------------ the contract
+# The error types scikit-learn raises for bad input; anything else breaks the contract.
+ALLOWED_ERRORS = (ValueError, TypeError, MemoryError)
+
+# How many calls were checked, and how many ended in an allowed error, per family;
+# tests/test_fuzz.py's test_zz_summary reports them.
+CHECKED = Counter()
+RAISED = Counter()
+
+
+def _fail(label, message, cause=None):
+    raise AssertionError(f"{label}: {message}") from cause
+
+
+def _first_line(exc):
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else ""
+
+
+def _check_array(label, name, value, kind, proba=None, classes=None):
+    if kind == "labels":
+        unknown = np.setdiff1d(np.asarray(value), classes)
+        if unknown.size:
+            _fail(label, f"{name} returned labels {unknown!r} not in classes_ {classes!r}")
+        return
+    try:
+        array = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        _fail(label, f"{name} returned a non-numeric {type(value).__name__}: {exc}")
+        return
+    if kind == "log_proba":
+        if np.isnan(array).any():
+            _fail(label, f"{name} has {int(np.isnan(array).sum())} NaN of {array.size}")
+        # -inf is the log of a probability that is exactly 0, and only there.
+        bad = (np.asarray(proba) > 0) & ~np.isfinite(array)
+        if bad.any():
+            _fail(label, f"{name} is {array[bad][:3]} where the probability is "
+                         f"{np.asarray(proba)[bad][:3]} > 0")
+        if (array > 1e-12).any():
+            _fail(label, f"{name} has log-probabilities above 0: {array.max()!r}")
+        return
+    bad = ~np.isfinite(array)
+    if bad.any():
+        _fail(label, f"{name} has {int(bad.sum())} of {array.size} non-finite values "
+                     f"(e.g. {array[bad][:3]})")
+    if kind == "nonnegative" and (array < 0).any():
+        _fail(label, f"{name} has negative values (min {array.min()!r})")
+    if kind == "covariance":
+        diagonal = np.diagonal(array, axis1=0, axis2=1)
+        if (diagonal < 0).any():
+            _fail(label, f"{name} has a negative variance on its diagonal "
+                         f"(min {diagonal.min()!r})")
+    if kind == "proba":
+        if (array < 0).any() or (array > 1).any():
+            _fail(label, f"{name} is outside [0, 1] (min {array.min()!r}, "
+                         f"max {array.max()!r})")
+        sums = array.sum(axis=1)
+        if not np.allclose(sums, 1.0, rtol=0, atol=1e-6):
+            _fail(label, f"{name} rows sum to {sums[np.argmax(np.abs(sums - 1))]!r}, not 1")
+
+
+def _check_outputs(family, label, call, kinds=(), *, must_raise=False, proba=None,
+                   classes=None):
+    """Call ``call()`` under the contract and return its result.
+
+    ``kinds`` names what each returned value must be ('finite', 'nonnegative',
+    'covariance', 'proba', 'log_proba' (against ``proba``), 'labels' (among
+    ``classes``) or 'fitted' (an estimator with a finite
+    ``log_marginal_likelihood_``)); a single string applies to a single
+    result. An allowed error returns None, or is required with ``must_raise``.
+    Any other exception, or an output that breaks its kind, fails with
+    ``label``, the call written out.
+    """
+    CHECKED[family] += 1
+    try:
+        result = call()
+    except ALLOWED_ERRORS:
+        RAISED[family] += 1
+        return None
+    except Exception as exc:  # noqa: BLE001 - every other type breaks the contract
+        _fail(label, f"raised {type(exc).__name__} (not ValueError/TypeError/MemoryError): "
+                     f"{_first_line(exc)}", cause=exc)
+        return None
+    if must_raise:
+        _fail(label, f"returned {type(result).__name__} instead of raising ValueError/TypeError")
+    if isinstance(kinds, str):
+        kinds, results = (kinds,), (result,)
+    else:
+        results = result if len(kinds) > 1 else (result,)
+    for index, (kind, value) in enumerate(zip(kinds, results)):
+        name = f"output {index}" if len(kinds) > 1 else "the output"
+        if kind == "fitted":
+            value = getattr(value, "log_marginal_likelihood_", np.nan)
+            name, kind = "log_marginal_likelihood_", "finite"
+        _check_array(label, name, value, kind, proba=proba, classes=classes)
+    return result
+
+
+def _quiet_fit(estimator, X, y, **fit_params):
+    """``fit`` with the warnings expected of tiny budgets and extreme scales silenced."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        warnings.filterwarnings("ignore", message=".*noise_std.*", category=UserWarning)
+        return estimator.fit(X, y, **fit_params)
+
+
+def _short(estimator):
+    return " ".join(repr(estimator).split())
+
+
+def classification_data(seed, n, n_classes, separable, n_features=2):
+    rng = np.random.RandomState(seed)
+    y = np.arange(n) % n_classes
+    # Separable: clusters far apart against their spread, so the MAP logits grow
+    # until the prior stops them and the GGN of the training points vanishes.
+    centres = rng.randn(n_classes, n_features) * (6.0 if separable else 0.5)
+    X = centres[y] + (0.1 if separable else 1.0) * rng.randn(n, n_features)
+    return X, y
+
+
+def regression_data(seed, n, n_features=2):
+    rng = np.random.RandomState(seed)
+    X = rng.uniform(-2, 2, size=(n, n_features))
+    y = np.sin(X[:, 0]) + 0.5 * X[:, -1] + 0.1 * rng.randn(n)
+    return X, y
+
+
+def _check_classifier(family, clf, fitted_on, X_eval, eval_name, scales):
+    """Every prediction method of a fitted classifier, at ``X_eval * scale``.
+
+    ``fitted_on`` and ``eval_name`` describe the data in the failure messages.
+    """
+    classes = clf.classes_
+    # The link decides the scores, so the label names it even when it is the default.
+    fixed = (f"{_short(clf)}.fit({fitted_on}) "
+             f"[link_approximation={clf.link_approximation!r}]")
+    for scale in scales:
+        X_s = X_eval * scale
+        where = f"{eval_name} * {scale:g}"
+        for link in ("meanfield", "bridge", "probit", "mc", "plugin"):
+            label = f"{fixed}.predict_proba({where}, link_approximation={link!r})"
+            proba = _check_outputs(
+                family, label, lambda link=link, X_s=X_s: clf.predict_proba(X_s, link),
+                "proba")
+            if proba is not None:
+                _check_outputs(
+                    family, label.replace("predict_proba", "predict_log_proba"),
+                    lambda link=link, X_s=X_s: clf.predict_log_proba(X_s, link), "log_proba",
+                    proba=proba)
+        _check_outputs(family, f"{fixed}.decision_function({where})",
+                       lambda X_s=X_s: clf.decision_function(X_s), "finite")
+        _check_outputs(family, f"{fixed}.predict({where})", lambda X_s=X_s: clf.predict(X_s),
+                       "labels", classes=classes)
+        _check_outputs(family, f"{fixed}.predict_uncertainty({where})",
+                       lambda X_s=X_s: clf.predict_uncertainty(X_s),
+                       ("nonnegative", "nonnegative"))

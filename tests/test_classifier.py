@@ -1,13 +1,13 @@
+"""DNN2GPClassifier (``_classifier.py``): the linear model as Laplace logistic and
+softmax regression, string labels, the link approximations, the uncertainty
+decomposition, the kernel's modes, determinism and calibration on digits."""
+
 import pickle
 
 import numpy as np
 import pytest
 import torch
 from sklearn.datasets import make_blobs, make_moons
-
-from sklearn_dnn2gp._curvature import whitened_jacobians
-from sklearn_dnn2gp._likelihoods import Bernoulli, Categorical
-from sklearn_dnn2gp.posteriors import FullPosterior
 
 from ._helpers import FixedClassifier, make_stationary
 
@@ -94,27 +94,6 @@ def test_linear_model_is_laplace_logistic_regression(n_classes):
         expected = (log_lik - 0.5 * new * w @ w + 0.5 * len(w) * np.log(new)
                     - 0.5 * np.linalg.slogdet(G + new * np.eye(len(w)))[1])
         np.testing.assert_allclose(clf.log_marginal_likelihood(new), expected, rtol=1e-6)
-
-
-@pytest.mark.parametrize("likelihood, n_out, hidden", [(Bernoulli(), 1, (6,)),
-                                                      (Categorical(), 4, (12,))])
-def test_weight_and_function_space_epistemic_variances_agree(likelihood, n_out, hidden):
-    X, y = make_blobs(15, centers=max(n_out, 2), random_state=1)
-    clf = FixedClassifier(hidden_layer_sizes=hidden, random_state=0, max_iter=300).fit(X, y)
-    Xt = torch.tensor(X)
-    M = torch.cat([M.reshape(-1, M.shape[-1]) for *_, M in
-                   whitened_jacobians(clf.module_, likelihood, Xt)])
-    mean = clf.posterior_.mean
-    weight = FullPosterior.from_ggn(mean, M.T @ M, 1.0)
-    function = FullPosterior.from_whitened_jacobian(mean, M, 1.0)
-    J = torch.tensor(clf.features(X + 3.0))
-    np.testing.assert_allclose(weight.functional_variance(J), function.functional_variance(J),
-                               rtol=1e-8, atol=1e-12)
-    np.testing.assert_allclose(weight.log_det_ratio(), function.log_det_ratio(), rtol=1e-10)
-    # The estimator picked the function space (N K < P) and matches both.
-    assert clf.posterior_.space == "function"
-    _, var = clf.predict_latent(X + 3.0)
-    np.testing.assert_allclose(var, weight.functional_variance(J), rtol=1e-8, atol=1e-12)
 
 
 def test_string_labels_binary_and_multiclass():

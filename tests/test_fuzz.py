@@ -9,31 +9,34 @@ linear-algebra error, an ``AttributeError`` or a silent NaN breaks it.
 
 The cases are drawn by hypothesis with a fixed seed (``derandomize=True``), so
 every machine runs the same inputs; the data are tiny so that the module runs
-in seconds on one thread.
+in seconds on one thread. The checker of the contract is in tests/_helpers.py;
+fixed cases of the same contract (bad inputs, divergent training, a noise scale
+far from the residuals) are in tests/test_robustness.py.
 """
 
 import warnings
-from collections import Counter
 
 import numpy as np
-import pytest
 from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
-from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
 
-from sklearn_dnn2gp import DNN2GPClassifier
 from sklearn_dnn2gp.model_selection import EvidenceSearchCV, maximize_evidence
 
-from ._helpers import FixedClassifier, FixedRegressor
-
-# The error types scikit-learn raises for bad input; anything else breaks the contract.
-ALLOWED_ERRORS = (ValueError, TypeError, MemoryError)
-
-# How many calls were checked, and how many ended in an allowed error, per family;
-# test_zz_summary reports them.
-CHECKED = Counter()
-RAISED = Counter()
+from ._helpers import (
+    CHECKED,
+    RAISED,
+    FixedClassifier,
+    FixedRegressor,
+    _check_array,
+    _check_classifier,
+    _check_outputs,
+    _fail,
+    _quiet_fit,
+    _short,
+    classification_data,
+    regression_data,
+)
 
 FUZZ = settings(
     # The same cases on every machine, and no example database left behind.
@@ -54,157 +57,11 @@ def log_uniform(low, high):
     return st.floats(low, high, allow_nan=False).map(lambda e: float(10.0 ** e))
 
 
-def _fail(label, message, cause=None):
-    raise AssertionError(f"{label}: {message}") from cause
-
-
-def _first_line(exc):
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else ""
-
-
-def _check_array(label, name, value, kind, proba=None, classes=None):
-    if kind == "labels":
-        unknown = np.setdiff1d(np.asarray(value), classes)
-        if unknown.size:
-            _fail(label, f"{name} returned labels {unknown!r} not in classes_ {classes!r}")
-        return
-    try:
-        array = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        _fail(label, f"{name} returned a non-numeric {type(value).__name__}: {exc}")
-        return
-    if kind == "log_proba":
-        if np.isnan(array).any():
-            _fail(label, f"{name} has {int(np.isnan(array).sum())} NaN of {array.size}")
-        # -inf is the log of a probability that is exactly 0, and only there.
-        bad = (np.asarray(proba) > 0) & ~np.isfinite(array)
-        if bad.any():
-            _fail(label, f"{name} is {array[bad][:3]} where the probability is "
-                         f"{np.asarray(proba)[bad][:3]} > 0")
-        if (array > 1e-12).any():
-            _fail(label, f"{name} has log-probabilities above 0: {array.max()!r}")
-        return
-    bad = ~np.isfinite(array)
-    if bad.any():
-        _fail(label, f"{name} has {int(bad.sum())} of {array.size} non-finite values "
-                     f"(e.g. {array[bad][:3]})")
-    if kind == "nonnegative" and (array < 0).any():
-        _fail(label, f"{name} has negative values (min {array.min()!r})")
-    if kind == "covariance":
-        diagonal = np.diagonal(array, axis1=0, axis2=1)
-        if (diagonal < 0).any():
-            _fail(label, f"{name} has a negative variance on its diagonal "
-                         f"(min {diagonal.min()!r})")
-    if kind == "proba":
-        if (array < 0).any() or (array > 1).any():
-            _fail(label, f"{name} is outside [0, 1] (min {array.min()!r}, "
-                         f"max {array.max()!r})")
-        sums = array.sum(axis=1)
-        if not np.allclose(sums, 1.0, rtol=0, atol=1e-6):
-            _fail(label, f"{name} rows sum to {sums[np.argmax(np.abs(sums - 1))]!r}, not 1")
-
-
-def _check_outputs(family, label, call, kinds=(), *, must_raise=False, proba=None,
-                   classes=None):
-    """Call ``call()`` under the contract and return its result.
-
-    ``kinds`` names what each returned value must be ('finite', 'nonnegative',
-    'covariance', 'proba', 'log_proba' (against ``proba``), 'labels' (among
-    ``classes``) or 'fitted' (an estimator with a finite
-    ``log_marginal_likelihood_``)); a single string applies to a single
-    result. An allowed error returns None, or is required with ``must_raise``.
-    Any other exception, or an output that breaks its kind, fails with
-    ``label``, the call written out.
-    """
-    CHECKED[family] += 1
-    try:
-        result = call()
-    except ALLOWED_ERRORS:
-        RAISED[family] += 1
-        return None
-    except Exception as exc:  # noqa: BLE001 - every other type breaks the contract
-        _fail(label, f"raised {type(exc).__name__} (not ValueError/TypeError/MemoryError): "
-                     f"{_first_line(exc)}", cause=exc)
-        return None
-    if must_raise:
-        _fail(label, f"returned {type(result).__name__} instead of raising ValueError/TypeError")
-    if isinstance(kinds, str):
-        kinds, results = (kinds,), (result,)
-    else:
-        results = result if len(kinds) > 1 else (result,)
-    for index, (kind, value) in enumerate(zip(kinds, results)):
-        name = f"output {index}" if len(kinds) > 1 else "the output"
-        if kind == "fitted":
-            value = getattr(value, "log_marginal_likelihood_", np.nan)
-            name, kind = "log_marginal_likelihood_", "finite"
-        _check_array(label, name, value, kind, proba=proba, classes=classes)
-    return result
-
-
-def _quiet_fit(estimator, X, y, **fit_params):
-    """``fit`` with the warnings expected of tiny budgets and extreme scales silenced."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        warnings.filterwarnings("ignore", message=".*noise_std.*", category=UserWarning)
-        return estimator.fit(X, y, **fit_params)
-
-
-def _short(estimator):
-    return " ".join(repr(estimator).split())
-
-
 # -------------------------------------------------------------------- data
-def classification_data(seed, n, n_classes, separable, n_features=2):
-    rng = np.random.RandomState(seed)
-    y = np.arange(n) % n_classes
-    # Separable: clusters far apart against their spread, so the MAP logits grow
-    # until the prior stops them and the GGN of the training points vanishes.
-    centres = rng.randn(n_classes, n_features) * (6.0 if separable else 0.5)
-    X = centres[y] + (0.1 if separable else 1.0) * rng.randn(n, n_features)
-    return X, y
-
-
-def regression_data(seed, n, n_features=2):
-    rng = np.random.RandomState(seed)
-    X = rng.uniform(-2, 2, size=(n, n_features))
-    y = np.sin(X[:, 0]) + 0.5 * X[:, -1] + 0.1 * rng.randn(n)
-    return X, y
 
 
 def eval_points(seed, n_features=2, m=7):
     return np.random.RandomState(seed + 1000).randn(m, n_features) * 2
-
-
-def _check_classifier(family, clf, fitted_on, X_eval, eval_name, scales):
-    """Every prediction method of a fitted classifier, at ``X_eval * scale``.
-
-    ``fitted_on`` and ``eval_name`` describe the data in the failure messages.
-    """
-    classes = clf.classes_
-    # The link decides the scores, so the label names it even when it is the default.
-    fixed = (f"{_short(clf)}.fit({fitted_on}) "
-             f"[link_approximation={clf.link_approximation!r}]")
-    for scale in scales:
-        X_s = X_eval * scale
-        where = f"{eval_name} * {scale:g}"
-        for link in ("meanfield", "bridge", "probit", "mc", "plugin"):
-            label = f"{fixed}.predict_proba({where}, link_approximation={link!r})"
-            proba = _check_outputs(
-                family, label, lambda link=link, X_s=X_s: clf.predict_proba(X_s, link),
-                "proba")
-            if proba is not None:
-                _check_outputs(
-                    family, label.replace("predict_proba", "predict_log_proba"),
-                    lambda link=link, X_s=X_s: clf.predict_log_proba(X_s, link), "log_proba",
-                    proba=proba)
-        _check_outputs(family, f"{fixed}.decision_function({where})",
-                       lambda X_s=X_s: clf.decision_function(X_s), "finite")
-        _check_outputs(family, f"{fixed}.predict({where})", lambda X_s=X_s: clf.predict(X_s),
-                       "labels", classes=classes)
-        _check_outputs(family, f"{fixed}.predict_uncertainty({where})",
-                       lambda X_s=X_s: clf.predict_uncertainty(X_s),
-                       ("nonnegative", "nonnegative"))
 
 
 # -------------------------------------------------------------- classifier
@@ -329,136 +186,7 @@ def test_regressor_outputs(seed, dtype, posterior, inference, prior_precision, n
                    lambda: fitted.log_marginal_likelihood(prior_precision=1e-300), "finite")
 
 
-@pytest.mark.parametrize("shift", [1e6, -1e6, 1e8])
-def test_noise_std_far_from_the_residual_scale_is_not_silent(shift):
-    # With the default noise_std=1.0 and targets around 1e6, an unscaled fit either
-    # says that noise_std does not match the residuals or still covers its targets.
-    X, y = regression_data(0, 30)
-    y = shift + 1e3 * y
-    reg = FixedRegressor(hidden_layer_sizes=(8,), max_iter=50, random_state=0)
-    label = f"{_short(reg)}.fit(X, {shift:g} + 1e3 * y)"
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        fitted = _check_outputs("noise-scale", label, lambda: reg.fit(X, y), "fitted")
-    if fitted is None:
-        return
-    warned = [w for w in caught if issubclass(w.category, (UserWarning, ConvergenceWarning))
-              and "noise_std" in str(w.message)]
-    predicted = _check_outputs("noise-scale", f"{label}.predict(X, return_std=True)",
-                               lambda: fitted.predict(X, return_std=True),
-                               ("finite", "nonnegative"))
-    if predicted is None:
-        _fail(label, "predict raised on the training inputs")
-        return
-    mean, std = predicted
-    covered = np.mean(np.abs(y - mean) <= 2 * std)
-    if not warned and covered < 0.5:
-        _fail(label, f"no warning that noise_std=1.0 is far from the residual scale, and "
-                     f"the 2-std bands cover only {covered:.0%} of the training targets")
-
-
-# ------------------------------------------------------ divergent training
-@pytest.mark.parametrize("make", [
-    lambda: (FixedRegressor, regression_data(0, 30)),
-    lambda: (FixedClassifier, classification_data(0, 30, 2, separable=False)),
-    lambda: (FixedClassifier, classification_data(0, 30, 3, separable=True)),
-], ids=["regressor", "binary", "multiclass"])
-def test_divergent_adam_is_not_silent(make):
-    Estimator, (X, y) = make()
-    est = Estimator(hidden_layer_sizes=(8,), solver="adam", learning_rate_init=1e6,
-                    max_iter=50, random_state=0)
-    label = f"{_short(est)}.fit(X, y)"
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        fitted = _check_outputs("divergent-adam", label, lambda: est.fit(X, y), "fitted")
-    if fitted is None:
-        # It raised an allowed error: it must say which setting caused it.
-        with pytest.raises(ValueError, match="learning_rate_init"):
-            est.fit(X, y)
-        return
-    if not any(issubclass(w.category, ConvergenceWarning) for w in caught):
-        _fail(label, "returned without a ConvergenceWarning or a ValueError naming "
-                     "learning_rate_init")
-    if Estimator is DNN2GPClassifier:
-        _check_classifier("divergent-adam", fitted, "X, y", X, "X", [1.0])
-    else:
-        _check_outputs("divergent-adam", f"{label}.predict(X, return_std=True)",
-                       lambda: fitted.predict(X, return_std=True), ("finite", "nonnegative"))
-
-
 # -------------------------------------------------------------- bad inputs
-@pytest.fixture(scope="module")
-def bad_input_cases():
-    """Calls that must raise ValueError or TypeError, by name; each builds what it
-    needs from fresh clones so that none sees another's settings."""
-    pd = pytest.importorskip("pandas")
-    X, y = regression_data(0, 20)
-    Xc, yc = classification_data(0, 20, 2, separable=False)
-    frame = pd.DataFrame({"a": X[:, 0], "b": ["u", "v"] * 10})
-    reg = FixedRegressor(hidden_layer_sizes=(4,), max_iter=20, random_state=0)
-    clf = FixedClassifier(hidden_layer_sizes=(4,), max_iter=20, random_state=0)
-    fitted = _quiet_fit(clone(reg), X, y)
-    vi = _quiet_fit(clone(reg).set_params(inference="vi", max_iter=5), X, y)
-    return {
-        "DataFrame with a string column": lambda: clone(reg).fit(frame, y),
-        "string targets for the regressor":
-            lambda: clone(reg).fit(X, np.array(["a", "b"] * 10)),
-        "device='bogus'": lambda: clone(reg).set_params(device="bogus").fit(X, y),
-        "device='gpu'": lambda: clone(reg).set_params(device="gpu").fit(X, y),
-        "device='meta'": lambda: clone(reg).set_params(device="meta").fit(X, y),
-        "classifier device='meta'": lambda: clone(clf).set_params(device="meta").fit(Xc, yc),
-        "iterate_gp with y of the wrong length": lambda: vi.iterate_gp(X, y[:-1]),
-        "iterate_gp with X of the wrong width": lambda: vi.iterate_gp(X[:, :1], y),
-        "log_marginal_likelihood(prior_precision='abc')":
-            lambda: fitted.log_marginal_likelihood(prior_precision="abc"),
-        "log_marginal_likelihood(prior_precision=[1, 2, 3])":
-            lambda: fitted.log_marginal_likelihood(prior_precision=[1, 2, 3]),
-        "log_marginal_likelihood(noise_std='abc')":
-            lambda: fitted.log_marginal_likelihood(noise_std="abc"),
-        "log_marginal_likelihood(prior_precision=nan)":
-            lambda: fitted.log_marginal_likelihood(prior_precision=np.nan),
-        "log_marginal_likelihood(noise_std=-1)":
-            lambda: fitted.log_marginal_likelihood(noise_std=-1.0),
-        "maximize_evidence(hyperparameters='width')":
-            lambda: maximize_evidence(clone(reg), X, y, hyperparameters="width"),
-    }
-
-
-_BAD_INPUTS = [
-    "DataFrame with a string column",
-    "string targets for the regressor",
-    "device='bogus'",
-    "device='gpu'",
-    "device='meta'",
-    "classifier device='meta'",
-    "iterate_gp with y of the wrong length",
-    "iterate_gp with X of the wrong width",
-    "log_marginal_likelihood(prior_precision='abc')",
-    "log_marginal_likelihood(prior_precision=[1, 2, 3])",
-    "log_marginal_likelihood(noise_std='abc')",
-    "log_marginal_likelihood(prior_precision=nan)",
-    "log_marginal_likelihood(noise_std=-1)",
-    "maximize_evidence(hyperparameters='width')",
-]
-
-
-@pytest.mark.parametrize("case", _BAD_INPUTS)
-def test_bad_inputs_raise_sklearn_errors(bad_input_cases, case):
-    _check_outputs("bad-input", case, bad_input_cases[case], must_raise=True)
-
-
-@pytest.mark.parametrize("codes", [["u", "v"], [1, 2]], ids=["strings", "integers"])
-def test_categorical_column_is_rejected_or_handled(codes):
-    # A categorical column may be rejected or encoded, but never crash or give NaN.
-    pd = pytest.importorskip("pandas")
-    X, y = classification_data(0, 20, 2, separable=False)
-    frame = pd.DataFrame({"a": X[:, 0], "b": pd.Categorical(codes * 10)})
-    clf = FixedClassifier(hidden_layer_sizes=(4,), max_iter=20, random_state=0)
-    label = f"{_short(clf)}.fit(DataFrame with a categorical column of {codes}, y)"
-    fitted = _check_outputs("bad-input", label, lambda: _quiet_fit(clf, frame, y), "fitted")
-    if fitted is not None:
-        _check_outputs("bad-input", f"{label}.predict_proba(frame)",
-                       lambda: fitted.predict_proba(frame), "proba")
 
 
 @settings(FUZZ, max_examples=30)

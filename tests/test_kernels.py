@@ -1,25 +1,30 @@
-"""The NTK as a scikit-learn kernel and transformer, and the transformed targets:
-identities of the GP view (Theorem 1) checked in float64 against independent
-computations."""
+"""The NTK as a scikit-learn kernel and transformer (``kernels.py``, the GP view of
+``_views.py``): identities of the GP view (Theorem 1) checked in float64 against
+independent computations. The transformed targets' formulas are checked in
+tests/test_likelihoods.py."""
 
 import pickle
 
 import numpy as np
 import pytest
-import torch
 from sklearn.base import clone
-from sklearn.datasets import make_blobs
 from sklearn.exceptions import NotFittedError
 from sklearn.gaussian_process import GaussianProcessRegressor
 from sklearn.gaussian_process.kernels import ConstantKernel, WhiteKernel
 from sklearn.linear_model import BayesianRidge, Ridge
 from sklearn.model_selection import cross_val_score
 from sklearn.pipeline import Pipeline
-from torch.func import functional_call, jacrev
 
 from sklearn_dnn2gp.kernels import NTKFeatures, NTKKernel
 
-from ._helpers import FixedClassifier, FixedRegressor, gap_data, make_stationary
+from ._helpers import (
+    FixedClassifier,
+    FixedRegressor,
+    _reference_jacobian,
+    _weights,
+    gap_data,
+    make_stationary,
+)
 
 # Float64 throughout: the identities hold to round-off, and these tolerances are
 # a few orders of magnitude above it for the small, moderately conditioned
@@ -29,52 +34,6 @@ RTOL = 1e-6
 
 # The identities hold at any weights, so a short training budget is enough.
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
-
-
-@pytest.fixture(scope="module")
-def regressor():
-    X, y = gap_data(24)
-    est = FixedRegressor(hidden_layer_sizes=(4,), prior_precision=0.7, noise_std=0.3,
-                          max_iter=40, random_state=0)
-    return est.fit(X, y), X, y
-
-
-@pytest.fixture(scope="module")
-def multiclass():
-    X, y = make_blobs(n_samples=24, centers=3, random_state=0)
-    est = FixedClassifier(hidden_layer_sizes=(4,), prior_precision=0.5, max_iter=40,
-                           random_state=0)
-    return est.fit(X, y), X, y
-
-
-@pytest.fixture(scope="module")
-def two_targets():
-    X, y = gap_data(20)
-    Y = np.column_stack([y, np.cos(X[:, 0])])
-    est = FixedRegressor(hidden_layer_sizes=(3,), noise_std=[0.2, 0.4], max_iter=40,
-                          random_state=0)
-    return est.fit(X, Y), X, Y
-
-
-def _reference_jacobian(est, X):
-    """(n, K, P) by autograd through the module with all parameters as one vector,
-    independently of the package's curvature code."""
-    module = est.module_
-    shapes = [(name, p.shape) for name, p in module.named_parameters()]
-    sizes = [p.numel() for p in module.parameters()]
-    X_t = torch.as_tensor(np.asarray(X, dtype=np.float64))
-
-    def outputs(w):
-        chunks = torch.split(w, sizes)
-        params = {name: chunk.reshape(shape) for (name, shape), chunk in zip(shapes, chunks)}
-        return functional_call(module, params, (X_t,))
-
-    w = torch.cat([p.detach().reshape(-1) for p in module.parameters()]).to(torch.float64)
-    return jacrev(outputs)(w).numpy()
-
-
-def _weights(est):
-    return torch.cat([p.detach().reshape(-1) for p in est.module_.parameters()]).numpy()
 
 
 @pytest.mark.parametrize("fixture", ["regressor", "multiclass", "two_targets"])
@@ -187,32 +146,6 @@ def test_binary_classifier_gp_view():
     np.testing.assert_allclose(std, np.sqrt(logit_cov[:, 0, 0]), rtol=RTOL)
     offset = logits[:, 0] - _reference_jacobian(clf, X_new)[:, 0] @ _weights(clf)
     np.testing.assert_allclose(mean + offset, logits[:, 0], rtol=RTOL, atol=1e-8)
-
-
-def test_transformed_targets(regressor, multiclass, two_targets):
-    est, X, y = regressor
-    f = est.predict(X)
-    Jw = _reference_jacobian(est, X)[:, 0] @ _weights(est)
-    np.testing.assert_allclose(est.transformed_targets(X, y), y + Jw - f, rtol=1e-10)
-
-    est, X, Y = two_targets
-    y_tilde = est.transformed_targets(X, Y)
-    assert y_tilde.shape == Y.shape
-    Jw = _reference_jacobian(est, X) @ _weights(est)
-    np.testing.assert_allclose(y_tilde, Y + Jw - est.predict(X), rtol=1e-10)
-
-    # Softmax: Lambda y~ = Lambda J w* - r, the part of y~ the singular Lambda sees.
-    est, X, y = multiclass
-    y_tilde = est.transformed_targets(X, y)
-    p = est.predict_proba(X, link_approximation="plugin")
-    lam = np.einsum("ij,jk->ijk", p, np.eye(3)) - p[:, :, None] * p[:, None, :]
-    Jw = _reference_jacobian(est, X) @ _weights(est)
-    residual = p - np.eye(3)[np.searchsorted(est.classes_, y)]
-    np.testing.assert_allclose(np.einsum("ijk,ik->ij", lam, y_tilde),
-                               np.einsum("ijk,ik->ij", lam, Jw) - residual, atol=1e-10)
-    np.testing.assert_allclose((y_tilde - Jw).sum(1), 0, atol=1e-10)  # on Lambda's range
-    with pytest.raises(ValueError, match="inconsistent numbers of samples"):
-        est.transformed_targets(X, y[:-1])
 
 
 def test_features_transformer_in_a_pipeline(regressor, two_targets):

@@ -1,5 +1,8 @@
-"""Regression tests for outputs that must never happen: NaN, negative variances, and
-torch errors where scikit-learn's belong (each case was once observed)."""
+"""Deterministic checks of outputs that must never happen, each case once observed
+or a fixed case of the contract of tests/test_fuzz.py: numerical trouble (overflow
+far from the data, negative variances, divergent training, a noise scale far from
+the residuals), torch errors where scikit-learn's belong, and resources (memory
+refused before the work, threads, slow factorisations)."""
 
 import warnings
 
@@ -7,18 +10,34 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from sklearn.base import clone
 from sklearn.datasets import make_blobs
 from sklearn.exceptions import ConvergenceWarning
 
-from sklearn_dnn2gp import _resources
+from sklearn_dnn2gp import DNN2GPClassifier, _resources
+from sklearn_dnn2gp.model_selection import maximize_evidence
 
-from ._helpers import FixedClassifier, FixedRegressor, gap_data
+from ._helpers import (
+    FixedClassifier,
+    FixedRegressor,
+    _check_classifier,
+    _check_outputs,
+    _fail,
+    _quiet_fit,
+    _short,
+    classification_data,
+    gap_data,
+    regression_data,
+)
 
 # Warnings these extreme settings are expected to raise are tested on their own below.
-pytestmark = [pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning"),
-              pytest.mark.filterwarnings("ignore:The training residuals:UserWarning")]
+# The contract's cases (those that call _check_outputs) run without these filters.
+extreme_settings = pytest.mark.filterwarnings(
+    "ignore::sklearn.exceptions.ConvergenceWarning", "ignore:The training residuals:UserWarning")
 
 
+# ------------------------------------------------------- numerical trouble
+@extreme_settings
 @pytest.mark.parametrize("scale", [1e3, 1e300])
 @pytest.mark.parametrize("n_classes", [2, 3])
 @pytest.mark.parametrize("posterior", ["full", "diag", "kron"])
@@ -43,6 +62,7 @@ def test_probabilities_stay_finite_far_from_the_data(n_classes, posterior, scale
         assert np.all(np.isfinite(clf.decision_function(far)))
 
 
+@extreme_settings
 @pytest.mark.parametrize("params", [
     {"prior_precision": 1e-30, "dtype": "float32"},
     {"prior_precision": 1e-30},
@@ -63,6 +83,7 @@ def test_variances_are_never_negative(params):
     assert np.all(np.diag(cov) > 0)
 
 
+@extreme_settings
 def test_huge_targets_give_non_negative_variances():
     X, y = gap_data(40)
     reg = FixedRegressor(max_iter=300, random_state=0).fit(X, y * 1e8)
@@ -70,6 +91,94 @@ def test_huge_targets_give_non_negative_variances():
     assert np.all(epistemic >= 0)
 
 
+@extreme_settings
+def test_extreme_per_layer_precisions_are_refused_in_sklearn_words():
+    X, y = gap_data(20)
+    reg = FixedRegressor(hidden_layer_sizes=(4,), prior_structure="layerwise",
+                         random_state=0).fit(X, y)
+    for theta, match in [([800, 0, 0], r"prior_precision\[0\].*inf"),
+                         ([0, -800, 0], r"prior_precision\[1\].*0\.0"),
+                         ([700, -700, 0], "too extreme")]:
+        for gradient in (False, True):
+            with pytest.raises(ValueError, match=match):
+                reg.log_marginal_likelihood(theta=theta, eval_gradient=gradient)
+
+
+@extreme_settings
+def test_diverging_adam_warns():
+    X, y = gap_data(40)
+    with pytest.warns(ConvergenceWarning, match="learning_rate_init"):
+        FixedRegressor(solver="adam", learning_rate_init=1e6, random_state=0).fit(X, y)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: (FixedRegressor, regression_data(0, 30)),
+    lambda: (FixedClassifier, classification_data(0, 30, 2, separable=False)),
+    lambda: (FixedClassifier, classification_data(0, 30, 3, separable=True)),
+], ids=["regressor", "binary", "multiclass"])
+def test_divergent_adam_is_not_silent(make):
+    Estimator, (X, y) = make()
+    est = Estimator(hidden_layer_sizes=(8,), solver="adam", learning_rate_init=1e6,
+                    max_iter=50, random_state=0)
+    label = f"{_short(est)}.fit(X, y)"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fitted = _check_outputs("divergent-adam", label, lambda: est.fit(X, y), "fitted")
+    if fitted is None:
+        # It raised an allowed error: it must say which setting caused it.
+        with pytest.raises(ValueError, match="learning_rate_init"):
+            est.fit(X, y)
+        return
+    if not any(issubclass(w.category, ConvergenceWarning) for w in caught):
+        _fail(label, "returned without a ConvergenceWarning or a ValueError naming "
+                     "learning_rate_init")
+    if Estimator is DNN2GPClassifier:
+        _check_classifier("divergent-adam", fitted, "X, y", X, "X", [1.0])
+    else:
+        _check_outputs("divergent-adam", f"{label}.predict(X, return_std=True)",
+                       lambda: fitted.predict(X, return_std=True), ("finite", "nonnegative"))
+
+
+@extreme_settings
+def test_noise_std_far_below_the_residuals_warns():
+    X, y = gap_data(40)
+    with pytest.warns(UserWarning, match="Standardise y"):
+        FixedRegressor(hidden_layer_sizes=(5,), max_iter=100, random_state=0).fit(X, 1e3 * y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        FixedRegressor(hidden_layer_sizes=(5,), noise_std=0.1, random_state=0).fit(X, y)
+
+
+@pytest.mark.parametrize("shift", [1e6, -1e6, 1e8])
+def test_noise_std_far_from_the_residual_scale_is_not_silent(shift):
+    # With the default noise_std=1.0 and targets around 1e6, an unscaled fit either
+    # says that noise_std does not match the residuals or still covers its targets.
+    X, y = regression_data(0, 30)
+    y = shift + 1e3 * y
+    reg = FixedRegressor(hidden_layer_sizes=(8,), max_iter=50, random_state=0)
+    label = f"{_short(reg)}.fit(X, {shift:g} + 1e3 * y)"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fitted = _check_outputs("noise-scale", label, lambda: reg.fit(X, y), "fitted")
+    if fitted is None:
+        return
+    warned = [w for w in caught if issubclass(w.category, (UserWarning, ConvergenceWarning))
+              and "noise_std" in str(w.message)]
+    predicted = _check_outputs("noise-scale", f"{label}.predict(X, return_std=True)",
+                               lambda: fitted.predict(X, return_std=True),
+                               ("finite", "nonnegative"))
+    if predicted is None:
+        _fail(label, "predict raised on the training inputs")
+        return
+    mean, std = predicted
+    covered = np.mean(np.abs(y - mean) <= 2 * std)
+    if not warned and covered < 0.5:
+        _fail(label, f"no warning that noise_std=1.0 is far from the residual scale, and "
+                     f"the 2-std bands cover only {covered:.0%} of the training targets")
+
+
+# --------------------------------------------------- scikit-learn's errors
+@extreme_settings
 @pytest.mark.parametrize("device", ["bogus", "gpu", "meta", "cuda:abc"])
 def test_unknown_device_is_a_value_error(device):
     X, y = gap_data(10)
@@ -77,6 +186,7 @@ def test_unknown_device_is_a_value_error(device):
         FixedRegressor(hidden_layer_sizes=(2,), device=device).fit(X, y)
 
 
+@extreme_settings
 def test_string_features_and_targets_are_refused_in_sklearn_words():
     X = pd.DataFrame({"a": [0.0, 1.0, 2.0, 3.0], "b": pd.Categorical(["x", "y", "x", "y"])})
     with pytest.raises(ValueError, match="could not convert string to float"):
@@ -85,6 +195,7 @@ def test_string_features_and_targets_are_refused_in_sklearn_words():
         FixedRegressor(hidden_layer_sizes=(2,)).fit(np.ones((4, 1)), ["a", "b", "c", "d"])
 
 
+@extreme_settings
 def test_evidence_reevaluation_refuses_bad_hyperparameters():
     X, y = gap_data(20)
     reg = FixedRegressor(hidden_layer_sizes=(3,), max_iter=50, random_state=0).fit(X, y)
@@ -105,6 +216,7 @@ def test_evidence_reevaluation_refuses_bad_hyperparameters():
     assert np.isfinite(reg.log_marginal_likelihood(np.float64(2.0), np.float32(0.5)))
 
 
+@extreme_settings
 def test_iterate_gp_checks_the_length_of_y():
     X, y = gap_data(20)
     reg = FixedRegressor(hidden_layer_sizes=(3,), inference="vi", max_iter=5,
@@ -113,106 +225,7 @@ def test_iterate_gp_checks_the_length_of_y():
         reg.iterate_gp(X, y[:-1])
 
 
-@pytest.fixture
-def one_megabyte(monkeypatch):
-    # The guards compare with the memory available now; pin it so that the tests do
-    # not depend on the machine.
-    monkeypatch.setattr(_resources, "available_memory", lambda device: 10**6)
-
-
-def test_full_posteriors_that_cannot_fit_are_refused_before_training(one_megabyte):
-    # VI's P x P precision, and the weight-space GGN (N > P: 300 rows, 286 weights).
-    for n, params in [(20, dict(inference="vi")), (300, dict())]:
-        X, y = gap_data(n)
-        reg = FixedRegressor(hidden_layer_sizes=(15, 15), posterior="full", **params)
-        with pytest.raises(MemoryError, match="posterior='kron'"):
-            reg.fit(X, y)
-        assert not hasattr(reg, "module_")
-
-
-def test_the_memory_of_the_views_is_checked_first(one_megabyte):
-    X, y = gap_data(20)
-    reg = FixedRegressor(hidden_layer_sizes=(3,), max_iter=20, random_state=0).fit(X, y)
-    many = np.zeros((20_000, 1))
-    with pytest.raises(MemoryError, match="fewer points"):
-        reg.kernel(many)
-    with pytest.raises(MemoryError, match="fewer points"):
-        reg.predict(many, return_cov=True)
-    with pytest.raises(MemoryError, match="fewer points"):
-        reg.features(np.zeros((10**5, 1)))
-
-
-def test_slow_factorisations_warn_with_an_estimate():
-    device = torch.device("cpu")
-    with pytest.warns(UserWarning, match=r"posterior='kron'"):
-        _resources.check_full_posterior(20_000, 12_000, device)  # ~2.5 min of GGN alone
-    with pytest.warns(UserWarning, match="per epoch"):
-        _resources.check_full_vi(1797, 256, 3_881, 1000, device)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        _resources.check_full_posterior(1257 * 10, 3_760, device)  # digits: seconds
-
-
-def test_diverging_adam_warns():
-    X, y = gap_data(40)
-    with pytest.warns(ConvergenceWarning, match="learning_rate_init"):
-        FixedRegressor(solver="adam", learning_rate_init=1e6, random_state=0).fit(X, y)
-
-
-def test_noise_std_far_below_the_residuals_warns():
-    X, y = gap_data(40)
-    with pytest.warns(UserWarning, match="Standardise y"):
-        FixedRegressor(hidden_layer_sizes=(5,), max_iter=100, random_state=0).fit(X, 1e3 * y)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", UserWarning)
-        FixedRegressor(hidden_layer_sizes=(5,), noise_std=0.1, random_state=0).fit(X, y)
-
-
-def test_verbose_reports_phases_in_a_few_lines(capsys):
-    X, y = gap_data(40)
-    FixedRegressor(hidden_layer_sizes=(5,), noise_std=0.1, verbose=1, random_state=0).fit(X, y)
-    lines = capsys.readouterr().out.splitlines()
-    assert len(lines) <= 30
-    text = "\n".join(lines)
-    for phase in ["training (L-BFGS", "curvature and full posterior", "log marginal likelihood"]:
-        assert phase in text
-    assert "done in" in text
-    FixedRegressor(hidden_layer_sizes=(5,), random_state=0).fit(X, y)
-    assert capsys.readouterr().out == ""
-
-
-@pytest.mark.parametrize("n_threads", ["auto", 1, None])
-def test_thread_count_is_scoped_to_the_call(n_threads):
-    # The suite runs at one thread (conftest); the caller's setting here is 2.
-    X, y = gap_data(30)
-    seen = []
-    previous = torch.get_num_threads()
-    torch.set_num_threads(2)
-    try:
-        reg = FixedRegressor(hidden_layer_sizes=(3,), inference="vi", max_iter=3,
-                              n_threads=n_threads, random_state=0,
-                              callback=lambda state: seen.append(torch.get_num_threads()))
-        reg.fit(X, y)
-        assert torch.get_num_threads() == 2
-        reg.predict(X, return_std=True)
-        assert torch.get_num_threads() == 2
-    finally:
-        torch.set_num_threads(previous)
-    assert set(seen) == {2 if n_threads is None else 1}
-
-
-def test_extreme_per_layer_precisions_are_refused_in_sklearn_words():
-    X, y = gap_data(20)
-    reg = FixedRegressor(hidden_layer_sizes=(4,), prior_structure="layerwise",
-                         random_state=0).fit(X, y)
-    for theta, match in [([800, 0, 0], r"prior_precision\[0\].*inf"),
-                         ([0, -800, 0], r"prior_precision\[1\].*0\.0"),
-                         ([700, -700, 0], "too extreme")]:
-        for gradient in (False, True):
-            with pytest.raises(ValueError, match=match):
-                reg.log_marginal_likelihood(theta=theta, eval_gradient=gradient)
-
-
+@extreme_settings
 def test_views_refuse_what_they_cannot_draw_or_read():
     pytest.importorskip("matplotlib")
     from sklearn.linear_model import Ridge
@@ -231,6 +244,122 @@ def test_views_refuse_what_they_cannot_draw_or_read():
         NTKFeatures(ridge).fit(X, y)
 
 
+@pytest.fixture(scope="module")
+def bad_input_cases():
+    """Calls that must raise ValueError or TypeError, by name; each builds what it
+    needs from fresh clones so that none sees another's settings."""
+    pd = pytest.importorskip("pandas")
+    X, y = regression_data(0, 20)
+    Xc, yc = classification_data(0, 20, 2, separable=False)
+    frame = pd.DataFrame({"a": X[:, 0], "b": ["u", "v"] * 10})
+    reg = FixedRegressor(hidden_layer_sizes=(4,), max_iter=20, random_state=0)
+    clf = FixedClassifier(hidden_layer_sizes=(4,), max_iter=20, random_state=0)
+    fitted = _quiet_fit(clone(reg), X, y)
+    vi = _quiet_fit(clone(reg).set_params(inference="vi", max_iter=5), X, y)
+    return {
+        "DataFrame with a string column": lambda: clone(reg).fit(frame, y),
+        "string targets for the regressor":
+            lambda: clone(reg).fit(X, np.array(["a", "b"] * 10)),
+        "device='bogus'": lambda: clone(reg).set_params(device="bogus").fit(X, y),
+        "device='gpu'": lambda: clone(reg).set_params(device="gpu").fit(X, y),
+        "device='meta'": lambda: clone(reg).set_params(device="meta").fit(X, y),
+        "classifier device='meta'": lambda: clone(clf).set_params(device="meta").fit(Xc, yc),
+        "iterate_gp with y of the wrong length": lambda: vi.iterate_gp(X, y[:-1]),
+        "iterate_gp with X of the wrong width": lambda: vi.iterate_gp(X[:, :1], y),
+        "log_marginal_likelihood(prior_precision='abc')":
+            lambda: fitted.log_marginal_likelihood(prior_precision="abc"),
+        "log_marginal_likelihood(prior_precision=[1, 2, 3])":
+            lambda: fitted.log_marginal_likelihood(prior_precision=[1, 2, 3]),
+        "log_marginal_likelihood(noise_std='abc')":
+            lambda: fitted.log_marginal_likelihood(noise_std="abc"),
+        "log_marginal_likelihood(prior_precision=nan)":
+            lambda: fitted.log_marginal_likelihood(prior_precision=np.nan),
+        "log_marginal_likelihood(noise_std=-1)":
+            lambda: fitted.log_marginal_likelihood(noise_std=-1.0),
+        "maximize_evidence(hyperparameters='width')":
+            lambda: maximize_evidence(clone(reg), X, y, hyperparameters="width"),
+    }
+
+
+_BAD_INPUTS = [
+    "DataFrame with a string column",
+    "string targets for the regressor",
+    "device='bogus'",
+    "device='gpu'",
+    "device='meta'",
+    "classifier device='meta'",
+    "iterate_gp with y of the wrong length",
+    "iterate_gp with X of the wrong width",
+    "log_marginal_likelihood(prior_precision='abc')",
+    "log_marginal_likelihood(prior_precision=[1, 2, 3])",
+    "log_marginal_likelihood(noise_std='abc')",
+    "log_marginal_likelihood(prior_precision=nan)",
+    "log_marginal_likelihood(noise_std=-1)",
+    "maximize_evidence(hyperparameters='width')",
+]
+
+
+@pytest.mark.parametrize("case", _BAD_INPUTS)
+def test_bad_inputs_raise_sklearn_errors(bad_input_cases, case):
+    _check_outputs("bad-input", case, bad_input_cases[case], must_raise=True)
+
+
+@pytest.mark.parametrize("codes", [["u", "v"], [1, 2]], ids=["strings", "integers"])
+def test_categorical_column_is_rejected_or_handled(codes):
+    # A categorical column may be rejected or encoded, but never crash or give NaN.
+    pd = pytest.importorskip("pandas")
+    X, y = classification_data(0, 20, 2, separable=False)
+    frame = pd.DataFrame({"a": X[:, 0], "b": pd.Categorical(codes * 10)})
+    clf = FixedClassifier(hidden_layer_sizes=(4,), max_iter=20, random_state=0)
+    label = f"{_short(clf)}.fit(DataFrame with a categorical column of {codes}, y)"
+    fitted = _check_outputs("bad-input", label, lambda: _quiet_fit(clf, frame, y), "fitted")
+    if fitted is not None:
+        _check_outputs("bad-input", f"{label}.predict_proba(frame)",
+                       lambda: fitted.predict_proba(frame), "proba")
+
+
+# --------------------------------------------------------------- resources
+@pytest.fixture
+def one_megabyte(monkeypatch):
+    # The guards compare with the memory available now; pin it so that the tests do
+    # not depend on the machine.
+    monkeypatch.setattr(_resources, "available_memory", lambda device: 10**6)
+
+
+@extreme_settings
+def test_full_posteriors_that_cannot_fit_are_refused_before_training(one_megabyte):
+    # VI's P x P precision, and the weight-space GGN (N > P: 300 rows, 286 weights).
+    for n, params in [(20, dict(inference="vi")), (300, dict())]:
+        X, y = gap_data(n)
+        reg = FixedRegressor(hidden_layer_sizes=(15, 15), posterior="full", **params)
+        with pytest.raises(MemoryError, match="posterior='kron'"):
+            reg.fit(X, y)
+        assert not hasattr(reg, "module_")
+
+
+@extreme_settings
+def test_the_memory_of_the_views_is_checked_first(one_megabyte):
+    X, y = gap_data(20)
+    reg = FixedRegressor(hidden_layer_sizes=(3,), max_iter=20, random_state=0).fit(X, y)
+    many = np.zeros((20_000, 1))
+    with pytest.raises(MemoryError, match="fewer points"):
+        reg.kernel(many)
+    with pytest.raises(MemoryError, match="fewer points"):
+        reg.predict(many, return_cov=True)
+    with pytest.raises(MemoryError, match="fewer points"):
+        reg.features(np.zeros((10**5, 1)))
+
+
+@extreme_settings
+def test_monte_carlo_link_memory_is_checked_first(one_megabyte):
+    X, y = make_blobs(20, centers=2, random_state=0)
+    clf = FixedClassifier(hidden_layer_sizes=(3,), link_samples=10**9, max_iter=20,
+                          random_state=0).fit(X, y)
+    with pytest.raises(MemoryError, match="link_samples=1000000000"):
+        clf.predict_proba(X[:1], "mc")
+
+
+@extreme_settings
 def test_available_memory_is_the_smallest_limit_that_applies(monkeypatch):
     # A process limit (ulimit -v) or a container's control group can be far below the
     # machine's free memory; a fit under such a limit was killed instead of refused.
@@ -258,9 +387,34 @@ def test_available_memory_is_the_smallest_limit_that_applies(monkeypatch):
         assert cgroup_left() == expected, files
 
 
-def test_monte_carlo_link_memory_is_checked_first(one_megabyte):
-    X, y = make_blobs(20, centers=2, random_state=0)
-    clf = FixedClassifier(hidden_layer_sizes=(3,), link_samples=10**9, max_iter=20,
-                          random_state=0).fit(X, y)
-    with pytest.raises(MemoryError, match="link_samples=1000000000"):
-        clf.predict_proba(X[:1], "mc")
+@extreme_settings
+def test_slow_factorisations_warn_with_an_estimate():
+    device = torch.device("cpu")
+    with pytest.warns(UserWarning, match=r"posterior='kron'"):
+        _resources.check_full_posterior(20_000, 12_000, device)  # ~2.5 min of GGN alone
+    with pytest.warns(UserWarning, match="per epoch"):
+        _resources.check_full_vi(1797, 256, 3_881, 1000, device)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _resources.check_full_posterior(1257 * 10, 3_760, device)  # digits: seconds
+
+
+@extreme_settings
+@pytest.mark.parametrize("n_threads", ["auto", 1, None])
+def test_thread_count_is_scoped_to_the_call(n_threads):
+    # The suite runs at one thread (conftest); the caller's setting here is 2.
+    X, y = gap_data(30)
+    seen = []
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        reg = FixedRegressor(hidden_layer_sizes=(3,), inference="vi", max_iter=3,
+                              n_threads=n_threads, random_state=0,
+                              callback=lambda state: seen.append(torch.get_num_threads()))
+        reg.fit(X, y)
+        assert torch.get_num_threads() == 2
+        reg.predict(X, return_std=True)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(previous)
+    assert set(seen) == {2 if n_threads is None else 1}
