@@ -304,6 +304,7 @@ class BaseDNN2GP(EvidenceMixin, GPViewMixin, BaseEstimator):
         self.prior_precision_ = (np.array(fit.prior_precision, dtype=np.float64)
                                  if self._layerwise() else float(fit.prior_precision))
         self.loss_curve_, self.n_iter_ = fit.loss_curve, fit.n_iter
+        self.n_outputs_ = self._output_dim
         self._evidence = fit.evidence
         self.posterior_ = fit.posterior if fit.variational is None else fit.variational
         self.log_marginal_likelihood_ = float(self.log_marginal_likelihood())

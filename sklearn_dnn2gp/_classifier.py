@@ -117,6 +117,8 @@ class DNN2GPClassifier(ClassifierMixin, BaseDNN2GP):
         training labels (``'fit_nll'``), both per row; else None.
     loss_curve_ : list of float
     n_iter_ : int
+    n_outputs_ : int
+        Network outputs: 1 (one logit) for two classes, else one per class.
     n_features_in_ : int
     feature_names_in_ : ndarray of shape (n_features_in_,)
 
@@ -277,8 +279,7 @@ class DNN2GPClassifier(ClassifierMixin, BaseDNN2GP):
         return f, var * self.temperature_
 
     def _code_tensor(self, codes, dtype, device):
-        """Class codes as the likelihood takes them: 0/1 floats for the Bernoulli,
-        indices for the Categorical."""
+        """Class codes as the likelihood takes them (Bernoulli: 0/1 floats)."""
         if len(self.classes_) == 2:
             return to_tensor(codes, dtype, device)
         return torch.tensor(codes, dtype=torch.long, device=device)
@@ -423,8 +424,7 @@ class DNN2GPClassifier(ClassifierMixin, BaseDNN2GP):
         it falls where the GP's latent variance grows, away from the data (on
         digits, uniform-noise images against test digits: AUROC 0.995, where
         the plug-in's confidence gave 0.732; ``benchmarks/bench_ood.py
-        --splits 5``). A
-        :class:`~sklearn.pipeline.Pipeline` passes it through, and
+        --splits 5``). A :class:`~sklearn.pipeline.Pipeline` passes it through, and
         :class:`~sklearn_dnn2gp.plotting.ConfidenceDisplay` plots it for data
         sets in and out of distribution. The predictive entropy is
         ``scipy.stats.entropy(predict_proba(X), axis=1)``.

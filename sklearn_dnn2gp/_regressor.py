@@ -87,6 +87,8 @@ class DNN2GPRegressor(RegressorMixin, BaseDNN2GP):
         estimate for VOGN).
     n_iter_ : int
         Iterations (L-BFGS) or epochs (Adam, VI) run.
+    n_outputs_ : int
+        Outputs of the network: the number of targets.
     n_features_in_ : int
         Number of features seen during fit.
     feature_names_in_ : ndarray of shape (n_features_in_,)

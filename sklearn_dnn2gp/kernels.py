@@ -339,7 +339,8 @@ class NTKFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
             self.feature_names_in_ = self.estimator_.feature_names_in_
         # The posterior's outputs and weights: a user module need not end in a Linear,
         # and a last-layer posterior's features are the last layer's.
-        n_outputs, n_params = self.estimator_._n_outputs, self.estimator_._n_params
+        n_outputs = self.estimator_.n_outputs_
+        n_params = self.estimator_.posterior_.n_parameters
         _check_mode(self.mode, n_outputs)
         self._n_features_out = n_params * (n_outputs if self.mode == "trace" else 1)
         return self

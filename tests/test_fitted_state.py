@@ -113,3 +113,16 @@ def test_set_params_after_fit_changes_nothing_until_refit(est, task):
         est.set_params(**{name: original})
     # n_threads=None above ran in the caller's setting, which no call changed.
     assert torch.get_num_threads() == threads
+
+
+@pytest.mark.parametrize("make, expected", [
+    (lambda X, y: FixedRegressor(hidden_layer_sizes=(3,)).fit(X, y), 1),
+    (lambda X, y: FixedRegressor(hidden_layer_sizes=(3,)).fit(X, np.c_[y, y, y]), 3),
+    (lambda X, y: FixedClassifier(hidden_layer_sizes=(3,)).fit(X, y > 0), 1),
+    (lambda X, y: FixedClassifier(hidden_layer_sizes=(3,)).fit(
+        X, np.digitize(y, [-0.5, 0.5])), 3),
+])
+def test_n_outputs_is_the_networks(make, expected):
+    X, y = gap_data(30)
+    est = make(X, y)
+    assert est.n_outputs_ == expected == est.features(X[:2]).shape[1]
