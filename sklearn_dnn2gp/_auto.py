@@ -169,6 +169,37 @@ def _profile(evidence, log_ratio, delta, scale, *, direction=1.0, profile_scale,
     return value, {"prior_precision": ratio / c**2, "scale": float(c)}
 
 
+def _at_bound(best, trials, bounds):
+    """``'lower'``/``'upper'`` when ``best`` is the trial nearest that bound and no
+    step towards it fits inside: the climb stopped there, not at a maximum."""
+    low, high = bounds
+    tried = [t.log_ratio for t in trials]
+    if best.log_ratio == max(tried) and best.log_ratio + STEP > high:
+        return "upper"
+    if best.log_ratio == min(tried) and best.log_ratio - STEP < low:
+        return "lower"
+    return None
+
+
+def bound_warning(bound, chosen):
+    """What the evidence running into a bound of its search means, and what to do
+    (``chosen``: the trace entry of the fit kept)."""
+    at = ", ".join(f"{k}={np.array2string(np.asarray(v), precision=3)}"
+                   for k, v in chosen.items() if k not in ("log_marginal_likelihood", "n_iter"))
+    if bound == "upper":
+        meaning = ("the most regularised network the search tries, which predicts nearly "
+                   "a constant: the evidence finds no dependence on X that pays for the "
+                   "network's weights (too few examples, features that carry no signal, "
+                   "or unscaled features)")
+    else:
+        meaning = ("the least regularised network the search tries: the evidence "
+                   "prefers the data fitted ever more closely (noise-free targets, or "
+                   "far more examples than weights)")
+    return (f"The evidence was still rising at the {bound} bound of its search of "
+            f"prior_precision and chose {at}, {meaning}. Check the inputs (scaled? "
+            "informative?), or set prior_precision yourself.")
+
+
 class SearchResult(NamedTuple):
     """What :meth:`EvidenceSearch.run` found.
 
@@ -176,12 +207,16 @@ class SearchResult(NamedTuple):
     (``prior_precision``, ``scale``); ``trials`` every trial of the search, in
     order; ``finals`` the ``(log_evidence, hyperparameters, fit)`` of each
     finalist trained to the full tolerance, worst first (the kept one last).
+    ``at_bound`` is ``'lower'`` or ``'upper'`` when the evidence was still rising
+    at that bound of the searched ratio (its maximum lies beyond what the search
+    may try), else None.
     """
 
     fit: Any
     hyperparameters: dict
     trials: list
     finals: list
+    at_bound: Any = None
 
 
 class EvidenceSearch:
@@ -286,6 +321,7 @@ class EvidenceSearch:
                       LOG_BOUNDS[1])
         best, trials = search_log_ratio(evaluate, start, propose=propose if both else None,
                                         bounds=bounds)
+        at_bound = _at_bound(best, trials, bounds)
         finalists = [best]
         if fixed is None and self.layerwise:
             layered, more = self._search_layers(evaluate, best)
@@ -306,7 +342,7 @@ class EvidenceSearch:
             finals.append((self.evidence(fit, chosen["prior_precision"]), chosen, fit))
         finals.sort(key=lambda item: item[0] if math.isfinite(item[0]) else -math.inf)
         _, chosen, fit = finals[-1]
-        return SearchResult(fit, chosen, trials, finals)
+        return SearchResult(fit, chosen, trials, finals, at_bound)
 
     def _search_layers(self, evaluate, best):
         """One sweep of coordinate searches of the retrained evidence, layer by

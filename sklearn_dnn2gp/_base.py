@@ -4,6 +4,7 @@ of ``'auto'`` hyperparameters is :mod:`._auto`'s, the ``theta`` API of the
 evidence :mod:`._theta`'s, and the GP views (kernel, features, latent
 covariances) :mod:`._views`'s."""
 
+import time
 import warnings
 from numbers import Integral, Real
 from typing import Any, NamedTuple
@@ -18,7 +19,7 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-from ._auto import TRIAL_TOL_FACTOR, EvidenceSearch
+from ._auto import TRIAL_TOL_FACTOR, EvidenceSearch, bound_warning
 from ._laplace import laplace
 from ._module_check import check_module
 from ._network import (
@@ -146,6 +147,7 @@ class BaseDNN2GP(EvidenceMixin, GPViewMixin, BaseEstimator):
     def _fit(self, X, y, sample_weight):
         # Everything after fit reads the parameters it was fitted with, so that a later
         # set_params changes nothing until the next fit.
+        started = time.perf_counter()
         self._fit_params = self.get_params(deep=False)
         hidden = _check_hidden_layer_sizes(self.hidden_layer_sizes)
         X, y = validate_data(self, X, y, dtype=_FLOAT_DTYPES, **self._data_checks())
@@ -189,8 +191,11 @@ class BaseDNN2GP(EvidenceMixin, GPViewMixin, BaseEstimator):
                         verbose=self.verbose)
         n_params = n_parameters(module)
         with torch_threads(choose_threads(self.n_threads, n * n_outputs * n_params)):
-            return self._train_and_build(module, likelihood, X_t, y_t, w_t, batch_size,
-                                         training, n_params, fixed_prior)
+            self._train_and_build(module, likelihood, X_t, y_t, w_t, batch_size, training,
+                                  n_params, fixed_prior)
+        if self.verbose:
+            print(self._summary(time.perf_counter() - started), flush=True)
+        return self
 
     def _train_and_build(self, module, likelihood, X_t, y_t, w_t, batch_size, training,
                          n_params, fixed_prior):
@@ -236,12 +241,25 @@ class BaseDNN2GP(EvidenceMixin, GPViewMixin, BaseEstimator):
         else:
             fit = self._train_at(module, X_t, y_t, w_t, training, fixed_prior, likelihood)
             fit.emit_warnings()
+            # The trace describes a search; a fit without one has none (not a stale one).
+            self.__dict__.pop("evidence_trace_", None)
         self._install(module, fit)
         self._after_install(X_t, y_t, w_t)
-        if self.verbose:
-            print(f"[{type(self).__name__}] log marginal likelihood "
-                  f"{self.log_marginal_likelihood_:.6g}", flush=True)
         return self
+
+    def _summary(self, seconds):
+        """``verbose``'s last line: the chosen hyperparameters, the trainings, the time."""
+        trace = getattr(self, "evidence_trace_", None)
+        if trace is not None:
+            chosen = {k: v for k, v in trace[-1].items()
+                      if k not in ("log_marginal_likelihood", "n_iter")}
+            how = f"{len(trace)} trainings (evidence search)"
+        else:
+            chosen, how = {"prior_precision": self.prior_precision_}, "1 training"
+        values = ", ".join(f"{k}={np.array2string(np.asarray(v), precision=4)}"
+                           for k, v in chosen.items())
+        return (f"[{type(self).__name__}] fitted in {seconds:.2f} s: {values}; {how}; "
+                f"log marginal likelihood {self.log_marginal_likelihood_:.6g}")
 
     def _train_at(self, module, X_t, y_t, w_t, training, prior_precision, likelihood,
                   inference=None):
@@ -415,6 +433,9 @@ class BaseDNN2GP(EvidenceMixin, GPViewMixin, BaseEstimator):
         result.fit.emit_warnings()
         if hyper.searched and result.hyperparameters["scale"] <= hyper.floor * (1 + 1e-3):
             warnings.warn(hyper.floor_warning(), ConvergenceWarning)
+        elif result.at_bound is not None and self._resolve_prior_precision() is None:
+            warnings.warn(bound_warning(result.at_bound, self.evidence_trace_[-1]),
+                          ConvergenceWarning)
         return result.fit
 
     def _grouped(self, evidence):

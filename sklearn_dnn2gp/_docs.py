@@ -191,7 +191,9 @@ _TRAINING = """\
     verbose : int, default=0
         1: print the phases of ``fit`` (training, curvature and posterior)
         with their times, and the objective at most ~20 times per
-        optimiser (and VI's step-size reductions); 2: up to ~100 times.
+        optimiser (and VI's step-size reductions) but at least every 10
+        seconds; 2: up to ~100 times. ``fit`` ends with one line: the chosen
+        hyperparameters, the number of trainings and the time.
     callback : callable or None, default=None
         With ``inference='vi'``, called after every epoch as
         ``callback(state)`` with a ``VIState`` (``iteration``, ``mean``,

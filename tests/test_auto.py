@@ -244,3 +244,33 @@ def test_evidence_search_with_a_fixed_prior_searches_the_scale_only():
                             scale_floor=1e-3, layerwise=False, n_groups=1, start=0.0).run()
     assert result.hyperparameters["prior_precision"] == 5.0
     assert math.log(result.hyperparameters["scale"] / 2) == pytest.approx(0, abs=XTOL)
+
+
+@pytest.mark.parametrize("slope, expected", [(1.0, "upper"), (-1.0, "lower"), (0.0, None)])
+def test_evidence_search_reports_a_bound_it_runs_into(slope, expected):
+    # An evidence still rising at a bound of the searched log delta: the climb stops
+    # there, and the result says so; a peaked one (slope 0: maximum at delta = 3) is
+    # found inside.
+    def train(warm, prior_precision, scale, trial):
+        return _ToyFit(prior_precision, warm)
+
+    def evidence(fit, prior_precision, scale=None):
+        t = math.log(prior_precision)
+        return slope * t if slope else -(t - math.log(3)) ** 2
+
+    result = EvidenceSearch(train, evidence, fixed_prior=None, search_scale=False,
+                            scale_floor=None, layerwise=False, n_groups=1, start=0.0).run()
+    assert result.at_bound == expected
+
+
+def test_evidence_at_the_bound_of_its_search_warns():
+    # Linnerud (20 rows, 3 targets barely related to the exercises): the evidence
+    # prefers a constant prediction to every network, and says so.
+    from sklearn.datasets import load_linnerud
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = load_linnerud(return_X_y=True)
+    with pytest.warns(ConvergenceWarning, match="upper bound of its search of prior_prec"):
+        reg = DNN2GPRegressor(hidden_layer_sizes=(10,), random_state=0).fit(
+            StandardScaler().fit_transform(X), y)
+    assert reg.prior_precision_ > 1e7
