@@ -34,6 +34,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from ._evidence import maximize_log_evidence
+from ._utils import format_values
 
 # Half a decade: the spacing of a 13-point grid over 1e-3 .. 1e3.
 STEP = 0.5 * math.log(10.0)
@@ -183,9 +184,8 @@ def _at_bound(best, trials, bounds):
 
 def bound_warning(bound, chosen):
     """What the evidence running into a bound of its search means, and what to do
-    (``chosen``: the trace entry of the fit kept)."""
-    at = ", ".join(f"{k}={np.array2string(np.asarray(v), precision=3)}"
-                   for k, v in chosen.items() if k not in ("log_marginal_likelihood", "n_iter"))
+    (``chosen``: the hyperparameters of the fit kept)."""
+    at = format_values(chosen, precision=3)
     if bound == "upper":
         meaning = ("the most regularised network the search tries, which predicts nearly "
                    "a constant: the evidence finds no dependence on X that pays for the "

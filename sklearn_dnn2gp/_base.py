@@ -40,6 +40,7 @@ from ._theta import EvidenceMixin, _positive_float
 from ._training import train_map
 from ._utils import (
     choose_threads,
+    format_values,
     make_generator,
     resolve_device,
     resolve_dtype,
@@ -237,7 +238,7 @@ class BaseDNN2GP(EvidenceMixin, GPViewMixin, BaseEstimator):
                               self.max_iter, device)
         self.likelihood_ = likelihood
         if fixed_prior is None or self._likelihood_hyperparameters.searched:
-            fit = self._select_by_evidence(module, X_t, y_t, w_t, training)
+            fit = self._select_by_evidence(module, X_t, y_t, w_t, training, fixed_prior)
         else:
             fit = self._train_at(module, X_t, y_t, w_t, training, fixed_prior, likelihood)
             fit.emit_warnings()
@@ -247,18 +248,21 @@ class BaseDNN2GP(EvidenceMixin, GPViewMixin, BaseEstimator):
         self._after_install(X_t, y_t, w_t)
         return self
 
+    def _chosen(self):
+        """The hyperparameters of the fit kept: the search's last trace entry's, or
+        the fixed prior precision."""
+        trace = getattr(self, "evidence_trace_", None)
+        if trace is None:
+            return {"prior_precision": self.prior_precision_}
+        return {k: v for k, v in trace[-1].items()
+                if k not in ("log_marginal_likelihood", "n_iter")}
+
     def _summary(self, seconds):
         """``verbose``'s last line: the chosen hyperparameters, the trainings, the time."""
         trace = getattr(self, "evidence_trace_", None)
-        if trace is not None:
-            chosen = {k: v for k, v in trace[-1].items()
-                      if k not in ("log_marginal_likelihood", "n_iter")}
-            how = f"{len(trace)} trainings (evidence search)"
-        else:
-            chosen, how = {"prior_precision": self.prior_precision_}, "1 training"
-        values = ", ".join(f"{k}={np.array2string(np.asarray(v), precision=4)}"
-                           for k, v in chosen.items())
-        return (f"[{type(self).__name__}] fitted in {seconds:.2f} s: {values}; {how}; "
+        how = "1 training" if trace is None else f"{len(trace)} trainings (evidence search)"
+        return (f"[{type(self).__name__}] fitted in {seconds:.2f} s: "
+                f"{format_values(self._chosen())}; {how}; "
                 f"log marginal likelihood {self.log_marginal_likelihood_:.6g}")
 
     def _train_at(self, module, X_t, y_t, w_t, training, prior_precision, likelihood,
@@ -373,7 +377,7 @@ class BaseDNN2GP(EvidenceMixin, GPViewMixin, BaseEstimator):
             like = next(self.module_.parameters()).new_empty(0, dtype=torch.float64)
         return values.to(device=like.device, dtype=like.dtype)
 
-    def _select_by_evidence(self, module, X_t, y_t, w_t, training):
+    def _select_by_evidence(self, module, X_t, y_t, w_t, training, fixed_prior):
         """Train along the search of the retrained evidence (:class:`._auto.EvidenceSearch`)
         and return the fit it keeps; the trials go to ``evidence_trace_``."""
         initial = flat_parameters(module).detach().clone()
@@ -403,14 +407,13 @@ class BaseDNN2GP(EvidenceMixin, GPViewMixin, BaseEstimator):
         def on_trial(trial):
             if self.verbose:
                 print(f"[{type(self).__name__}] evidence search: "
-                      + ", ".join(f"{k}={np.array2string(np.asarray(v), precision=4)}"
-                                  for k, v in reported(trial.hyperparameters).items())
+                      + format_values(reported(trial.hyperparameters))
                       + ", log evidence "
                         f"{self._targets.evidence_of_y(trial.log_evidence):.6g} "
                         f"({trial.state.n_iter} iterations)", flush=True)
 
         search = EvidenceSearch(
-            train, evidence, fixed_prior=self._resolve_prior_precision(),
+            train, evidence, fixed_prior=fixed_prior,
             search_scale=hyper.searched, scale_floor=hyper.floor, layerwise=self._layerwise(),
             n_groups=self._n_prior_groups, start=hyper.search_start, on_trial=on_trial)
         result = search.run()
@@ -433,9 +436,8 @@ class BaseDNN2GP(EvidenceMixin, GPViewMixin, BaseEstimator):
         result.fit.emit_warnings()
         if hyper.searched and result.hyperparameters["scale"] <= hyper.floor * (1 + 1e-3):
             warnings.warn(hyper.floor_warning(), ConvergenceWarning)
-        elif result.at_bound is not None and self._resolve_prior_precision() is None:
-            warnings.warn(bound_warning(result.at_bound, self.evidence_trace_[-1]),
-                          ConvergenceWarning)
+        elif result.at_bound is not None and fixed_prior is None:
+            warnings.warn(bound_warning(result.at_bound, self._chosen()), ConvergenceWarning)
         return result.fit
 
     def _grouped(self, evidence):

@@ -7,6 +7,8 @@ from numbers import Real
 import numpy as np
 import torch
 
+from ._utils import format_values
+
 
 def _positive_float(value, name):
     """A positive, finite real scalar as a float, or a ValueError/TypeError that names it."""
@@ -22,8 +24,7 @@ def _positive_float(value, name):
 def finite_evidence(compute, **hyperparameters):
     """``compute()`` as a float, or a ValueError naming the hyperparameters that made
     it overflow or its eigendecomposition fail."""
-    at = ", ".join(f"{name}={np.array2string(np.asarray(v), precision=4)}"
-                   for name, v in hyperparameters.items())
+    at = format_values(hyperparameters)
     try:
         value = float(compute())
     except torch.linalg.LinAlgError as exc:

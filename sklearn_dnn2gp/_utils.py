@@ -16,6 +16,13 @@ _DTYPES = {"float64": torch.float64, "float32": torch.float32}
 LOG_2PI = math.log(2 * math.pi)
 
 
+def format_values(values, precision=4):
+    """``name=value, ...`` for messages, each value as numpy prints it (arrays
+    whole, ``precision`` digits)."""
+    return ", ".join(f"{name}={np.array2string(np.asarray(v), precision=precision)}"
+                     for name, v in values.items())
+
+
 def make_generator(random_state):
     """Return a CPU ``torch.Generator`` seeded from a scikit-learn ``random_state``.
 
