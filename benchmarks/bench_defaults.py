@@ -41,6 +41,16 @@ grid step (a factor 10^0.5) of the grid's. At the end: one markdown table per
 task and a summary (``auto`` within one standard error of ``cv5``; wall-time
 ratio ``cv5 / auto``; the goal is at least 4x).
 
+With ``--cost`` (issue 21) it measures instead what the defaults cost: on
+breast_cancer, digits, diabetes (raw y) and ``make_friedman1(1000, noise=1,
+random_state=0)``, over five 70/30 splits (``random_state`` 0-4, stratified for
+classification), in ``make_pipeline(StandardScaler(), est)``, the default fit
+with each ``evidence_search`` (``'retrain'``, ``'staged'``), one fit at the
+hyperparameters ``'retrain'`` chose, and scikit-learn's MLP (defaults,
+``max_iter=2000``): mean fit time, the ratios the issue sets (default / one
+fit <= 2.5, default / MLP <= 3), and the test accuracy or R^2 with its standard
+error over the splits.
+
 All in one process with one torch thread (``--threads``). Run::
 
     python benchmarks/bench_defaults.py [--quick] [--datasets diabetes iris ...]
@@ -407,14 +417,87 @@ def print_summary(all_results):
     return table, totals
 
 
+COST_DATASETS = ("breast_cancer", "digits", "diabetes", "friedman1")
+
+
+def cost_data(name):
+    if name == "friedman1":
+        return make_friedman1(1000, noise=1.0, random_state=0), "regression"
+    loader = {"breast_cancer": load_breast_cancer, "digits": load_digits,
+              "diabetes": load_diabetes}[name]
+    return loader(return_X_y=True), "regression" if name == "diabetes" else "classification"
+
+
+def timed_fit(model, X, y):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        start = time.perf_counter()
+        model.fit(X, y)
+        return time.perf_counter() - start
+
+
+def run_cost(args):
+    """The cost of the defaults against one fit and the MLP (``--cost``)."""
+    names = args.datasets or (("breast_cancer", "diabetes") if args.quick else COST_DATASETS)
+    splits = 2 if args.quick else 5
+    rows = []
+    print("| data set | method | fit time (s) | / one fit | / MLP | score +- se | trainings |")
+    print("|---|---|---|---|---|---|---|")
+    for name in names:
+        (X, y), task = cost_data(name)
+        Estimator, MLP = ((DNN2GPRegressor, MLPRegressor) if task == "regression"
+                          else (DNN2GPClassifier, MLPClassifier))
+        times, scores, trainings = {}, {}, {}
+        for split in range(splits):
+            X_tr, X_te, y_tr, y_te = train_test_split(
+                X, y, test_size=0.3, random_state=split,
+                stratify=y if task == "classification" else None)
+            for method in ("retrain", "staged"):
+                model = make_pipeline(StandardScaler(), Estimator(
+                    evidence_search=method, random_state=0))
+                times.setdefault(method, []).append(timed_fit(model, X_tr, y_tr))
+                scores.setdefault(method, []).append(model.score(X_te, y_te))
+                trainings.setdefault(method, []).append(len(model[-1].evidence_trace_))
+                if method == "retrain":
+                    chosen = {"prior_precision": model[-1].prior_precision_}
+                    if task == "regression":
+                        chosen["noise_std"] = float(model[-1].noise_std_[0])
+            one = make_pipeline(StandardScaler(), Estimator(random_state=0, **chosen))
+            times.setdefault("one fit", []).append(timed_fit(one, X_tr, y_tr))
+            scores.setdefault("one fit", []).append(one.score(X_te, y_te))
+            mlp = make_pipeline(StandardScaler(), MLP(max_iter=2000, random_state=0))
+            times.setdefault("MLP", []).append(timed_fit(mlp, X_tr, y_tr))
+            scores.setdefault("MLP", []).append(mlp.score(X_te, y_te))
+        one, mlp = np.mean(times["one fit"]), np.mean(times["MLP"])
+        for method in ("retrain", "staged", "one fit", "MLP"):
+            t, sc = np.mean(times[method]), np.asarray(scores[method])
+            se = sc.std(ddof=1) / math.sqrt(len(sc)) if len(sc) > 1 else float("nan")
+            n = np.mean(trainings[method]) if method in trainings else float("nan")
+            row = {"data set": name, "method": method, "fit time (s)": t,
+                   "/ one fit": t / one, "/ MLP": t / mlp, "score": sc.mean(), "se": se,
+                   "trainings": n}
+            rows.append(row)
+            print(f"| {name} | {method} | {t:.2f} | {t / one:.2f} | {t / mlp:.2f} | "
+                  f"{sc.mean():.4f} +- {se:.4f} | {fmt(n, '.1f')} |", flush=True)
+    return rows
+
+
 def main(argv=None):
     options = parser(__doc__, quick_help="diabetes and iris only, with short grids (smoke test)")
     options.add_argument("--datasets", nargs="+", choices=REGRESSION + CLASSIFICATION,
                          help="data sets to run (default: all, or those of --quick)")
+    options.add_argument("--cost", action="store_true",
+                         help="the cost of the defaults against one fit and the MLP (issue 21)")
     options.add_argument("--gp-limit", type=float, default=120.0,
                          help="seconds after which a GPR/GPC fit is stopped and skipped")
     # A benchmark script may fix its own process's threads; the library never does.
     args = setup(options.parse_args(argv), argv)
+    if args.cost:
+        start = time.perf_counter()
+        rows = run_cost(args)
+        print(f"\ntotal time: {time.perf_counter() - start:.0f} s")
+        write_json(args, rows)
+        return
     datasets = args.datasets or (QUICK if args.quick else REGRESSION + CLASSIFICATION)
     start = time.perf_counter()
     all_results = {}

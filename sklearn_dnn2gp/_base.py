@@ -1,8 +1,8 @@
 """The estimator skeleton shared by the regressor and the classifier: its parameter
 constraints and ``fit``, validate -> train -> curvature -> posterior. The search
-of ``'auto'`` hyperparameters is :mod:`._auto`'s, the ``theta`` API of the
-evidence :mod:`._theta`'s, and the GP views (kernel, features, latent
-covariances) :mod:`._views`'s."""
+of ``'auto'`` hyperparameters is :mod:`._auto`'s (run by :mod:`._selection`),
+the ``theta`` API of the evidence :mod:`._theta`'s, and the GP views (kernel,
+features, latent covariances) :mod:`._views`'s."""
 
 import time
 import warnings
@@ -12,14 +12,12 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import (
     _check_sample_weight,
     validate_data,
 )
 
-from ._auto import TRIAL_TOL_FACTOR, EvidenceSearch, bound_warning
 from ._laplace import laplace
 from ._module_check import check_module
 from ._network import (
@@ -36,6 +34,7 @@ from ._resources import (
     check_full_vi,
     choose_structure,
 )
+from ._selection import SelectionMixin
 from ._theta import EvidenceMixin, _positive_float
 from ._training import train_map
 from ._utils import (
@@ -107,7 +106,7 @@ class _Fit(NamedTuple):
                                    caught.lineno)
 
 
-class BaseDNN2GP(EvidenceMixin, GPViewMixin, BaseEstimator):
+class BaseDNN2GP(SelectionMixin, EvidenceMixin, GPViewMixin, BaseEstimator):
     """Shared machinery; not for direct use."""
 
     # The hyperparameters whose evidence a trained network gives in closed form (the
@@ -120,6 +119,7 @@ class BaseDNN2GP(EvidenceMixin, GPViewMixin, BaseEstimator):
         "prior_precision": [Interval(Real, 0, None, closed="neither"), StrOptions({"auto"}),
                             "array-like"],
         "prior_structure": [StrOptions({"scalar", "layerwise"})],
+        "evidence_search": [StrOptions({"retrain", "staged"})],
         "posterior": [StrOptions(POSTERIOR_OPTIONS)],
         "inference": [StrOptions({"laplace", "vi"})],
         "vi_method": [StrOptions({"vogn", "ogn"})],
@@ -244,6 +244,7 @@ class BaseDNN2GP(EvidenceMixin, GPViewMixin, BaseEstimator):
             fit.emit_warnings()
             # The trace describes a search; a fit without one has none (not a stale one).
             self.__dict__.pop("evidence_trace_", None)
+            self.evidence_search_ = None
         self._install(module, fit)
         self._after_install(X_t, y_t, w_t)
         return self
@@ -260,7 +261,8 @@ class BaseDNN2GP(EvidenceMixin, GPViewMixin, BaseEstimator):
     def _summary(self, seconds):
         """``verbose``'s last line: the chosen hyperparameters, the trainings, the time."""
         trace = getattr(self, "evidence_trace_", None)
-        how = "1 training" if trace is None else f"{len(trace)} trainings (evidence search)"
+        how = ("1 training" if trace is None
+               else f"{len(trace)} trainings ({self.evidence_search_} evidence search)")
         return (f"[{type(self).__name__}] fitted in {seconds:.2f} s: "
                 f"{format_values(self._chosen())}; {how}; "
                 f"log marginal likelihood {self.log_marginal_likelihood_:.6g}")
@@ -376,78 +378,6 @@ class BaseDNN2GP(EvidenceMixin, GPViewMixin, BaseEstimator):
         if like is None:
             like = next(self.module_.parameters()).new_empty(0, dtype=torch.float64)
         return values.to(device=like.device, dtype=like.dtype)
-
-    def _select_by_evidence(self, module, X_t, y_t, w_t, training, fixed_prior):
-        """Train along the search of the retrained evidence (:class:`._auto.EvidenceSearch`)
-        and return the fit it keeps; the trials go to ``evidence_trace_``."""
-        initial = flat_parameters(module).detach().clone()
-        trial_training = {**training, "tol": training["tol"] * TRIAL_TOL_FACTOR}
-        hyper = self._likelihood_hyperparameters
-
-        def train(warm, prior_precision, scale, trial):
-            # Under VI the trials train MAPs (VI's evidence is the Laplace one at its
-            # mean) and the finalist is one VI fit from the initial weights.
-            restart = warm is None or (not trial and self.inference == "vi")
-            set_flat_parameters(module, initial if restart else warm.weights)
-            return self._train_at(module, X_t, y_t, w_t,
-                                  trial_training if trial else training, prior_precision,
-                                  hyper.likelihood_at(scale),
-                                  inference="laplace" if trial else None)
-
-        def evidence(fit, prior_precision, scale=None):
-            at = self._grouped(fit.evidence)
-            if scale is None:
-                return float(at(prior_precision))
-            return float(at(prior_precision, **hyper.evidence_arguments(scale)))
-
-        def reported(hyperparameters):
-            return {"prior_precision": hyperparameters["prior_precision"],
-                    **hyper.reported(hyperparameters["scale"])}
-
-        def on_trial(trial):
-            if self.verbose:
-                print(f"[{type(self).__name__}] evidence search: "
-                      + format_values(reported(trial.hyperparameters))
-                      + ", log evidence "
-                        f"{self._targets.evidence_of_y(trial.log_evidence):.6g} "
-                        f"({trial.state.n_iter} iterations)", flush=True)
-
-        search = EvidenceSearch(
-            train, evidence, fixed_prior=fixed_prior,
-            search_scale=hyper.searched, scale_floor=hyper.floor, layerwise=self._layerwise(),
-            n_groups=self._n_prior_groups, start=hyper.search_start, on_trial=on_trial)
-        result = search.run()
-
-        def entry(hyperparameters, log_evidence, n_iter):
-            if self._layerwise():
-                hyperparameters = {**hyperparameters, "prior_precision": np.broadcast_to(
-                    hyperparameters["prior_precision"], (self._n_prior_groups,)).copy()}
-            return {**reported(hyperparameters),
-                    "log_marginal_likelihood": self._targets.evidence_of_y(log_evidence),
-                    "n_iter": n_iter}
-
-        # The fit kept is the trace's last entry.
-        self.evidence_trace_ = [
-            entry(trial.hyperparameters, trial.log_evidence,
-                  None if trial.state is None else trial.state.n_iter)
-            for trial in result.trials]
-        self.evidence_trace_ += [entry(chosen, value, fit.n_iter)
-                                 for value, chosen, fit in result.finals]
-        result.fit.emit_warnings()
-        if hyper.searched and result.hyperparameters["scale"] <= hyper.floor * (1 + 1e-3):
-            warnings.warn(hyper.floor_warning(), ConvergenceWarning)
-        elif result.at_bound is not None and fixed_prior is None:
-            warnings.warn(bound_warning(result.at_bound, self._chosen()), ConvergenceWarning)
-        return result.fit
-
-    def _grouped(self, evidence):
-        """``evidence`` taking per-layer precisions (arrays) as well as a float."""
-        def at(prior_precision=None, **hyperparameters):
-            if prior_precision is not None:
-                prior_precision = self._expand_prior(prior_precision,
-                                                     like=evidence.posterior.mean)
-            return evidence(prior_precision, **hyperparameters)
-        return at
 
     def _solver(self, n_samples):
         """``solver`` with 'auto' resolved: full-batch L-BFGS up to 4096 examples (exact

@@ -129,7 +129,7 @@ class DNN2GPRegressor(RegressorMixin, BaseDNN2GP):
     _closed_form_hyperparameters = ("prior_precision", "noise_std")
 
     def __init__(self, hidden_layer_sizes=(50,), activation="tanh", *, prior_precision="auto",
-                 prior_structure="scalar",
+                 prior_structure="scalar", evidence_search="retrain",
                  noise_std="auto", normalize_y=True, posterior="auto", inference="laplace",
                  vi_method="vogn",
                  mc_samples=1, precision_rate=None, initial_precision="auto", solver="auto",
@@ -142,6 +142,7 @@ class DNN2GPRegressor(RegressorMixin, BaseDNN2GP):
         self.activation = activation
         self.prior_precision = prior_precision
         self.prior_structure = prior_structure
+        self.evidence_search = evidence_search
         self.noise_std = noise_std
         self.normalize_y = normalize_y
         self.posterior = posterior

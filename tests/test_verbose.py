@@ -27,13 +27,15 @@ def test_verbose_ends_with_one_summary_line(capsys):
                          normalize_y=True, max_iter=200, verbose=1, random_state=0).fit(X, y)
     last = capsys.readouterr().out.splitlines()[-1]
     assert last.startswith("[DNN2GPRegressor] fitted in ")
-    assert f"{len(reg.evidence_trace_)} trainings (evidence search)" in last
+    assert f"{len(reg.evidence_trace_)} trainings (retrain evidence search)" in last
+    assert reg.evidence_search_ == "retrain"
     assert "prior_precision=" in last and "noise_std=" in last
     assert f"log marginal likelihood {reg.log_marginal_likelihood_:.6g}" in last
     # Refitted at fixed hyperparameters: one training, and no stale trace.
     reg.set_params(prior_precision=1.0, noise_std=0.1).fit(X, y)
     last = capsys.readouterr().out.splitlines()[-1]
     assert "; 1 training;" in last and not hasattr(reg, "evidence_trace_")
+    assert reg.evidence_search_ is None
 
 
 def test_progress_prints_at_least_every_interval(capsys):

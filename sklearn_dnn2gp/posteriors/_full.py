@@ -17,6 +17,9 @@ from .._curvature import ggn, whitened_jacobians
 from .._network import flat_parameters
 from ._gaussian import Gaussian, add_to_diagonal, register_posterior
 
+# Cholesky factors a full posterior keeps, at as many (delta, s) points.
+MAX_FACTORS = 3
+
 
 class FullPosterior(Gaussian):
     """Full-covariance Gaussian posterior.
@@ -123,17 +126,18 @@ class FullPosterior(Gaussian):
 
         The first factor computed (at the fitted hyperparameters) is kept, so the
         fitted posterior answers every call by the same arithmetic even after a
-        spectrum exists; copies at other hyperparameters compute the spectrum
-        (once, shared) and use it. A factorisation that fails (``s G + delta I`` not positive
-        definite in float64, e.g. ``delta`` ~ 0 with a singular ``G``) hands over to
-        the spectrum."""
+        spectrum exists. Up to ``MAX_FACTORS - 1`` further points get a factor of
+        their own (a derivative by finite differences needs two, and a factor
+        costs a tenth of the eigendecomposition); beyond them, or once a spectrum
+        exists, one spectrum serves every other point at O(P) each. A
+        factorisation that fails (``s G + delta I`` not positive definite in
+        float64, e.g. ``delta`` ~ 0 with a singular ``G``) hands over to the
+        spectrum."""
         key = (self.prior_precision, self.curvature_scale)
-        cached = self._cache.get("cholesky")
-        if cached is not None and cached[0] == key:
-            return cached[1]
-        if self.has_spectrum or cached is not None:
-            # Other hyperparameters than the first factor's: one spectrum serves them
-            # all at O(P) each, where a factor each would cost O(P^3).
+        factors = self._cache.setdefault("cholesky", {})
+        if key in factors:
+            return factors[key]
+        if self.has_spectrum or len(factors) >= MAX_FACTORS:
             self._spectrum()
             return None
         A = self.curvature_scale * self._cache["ggn"]
@@ -142,8 +146,7 @@ class FullPosterior(Gaussian):
         if int(info) != 0:
             self._spectrum()
             return None
-        if cached is None:
-            self._cache["cholesky"] = (key, factor)
+        factors[key] = factor
         return factor
 
     @property

@@ -1,0 +1,43 @@
+"""What a search of the retrained evidence records (:mod:`._auto`, :mod:`._staged`)."""
+
+import math
+from typing import Any, NamedTuple
+
+# The searched log ratio stays within these (log of delta * sigma^2 or of delta).
+LOG_BOUNDS = (math.log(1e-8), math.log(1e8))
+# The scale maximised on each ray stays within this factor of where it was trained.
+SCALE_SPAN = 1e3
+
+
+class Trial(NamedTuple):
+    """One retraining of the search.
+
+    ``log_ratio`` is the outer variable it was trained at, ``log_evidence`` the
+    evidence there (maximised over the noise along the ray for regression),
+    ``hyperparameters`` the maximiser (``prior_precision``, ``scale``)
+    and ``state`` whatever the caller needs to rebuild the fit.
+    """
+
+    log_ratio: float
+    log_evidence: float
+    hyperparameters: dict
+    state: Any
+
+
+class SearchResult(NamedTuple):
+    """What :meth:`EvidenceSearch.run` found.
+
+    ``fit`` is the fit kept, trained to the full tolerance at ``hyperparameters``
+    (``prior_precision``, ``scale``); ``trials`` every trial of the search, in
+    order; ``finals`` the ``(log_evidence, hyperparameters, fit)`` of each
+    finalist trained to the full tolerance, worst first (the kept one last).
+    ``at_bound`` is ``'lower'`` or ``'upper'`` when the evidence was still rising
+    at that bound of the searched ratio (its maximum lies beyond what the search
+    may try), else None.
+    """
+
+    fit: Any
+    hyperparameters: dict
+    trials: list
+    finals: list
+    at_bound: Any = None
