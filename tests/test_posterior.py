@@ -5,6 +5,8 @@ KronCurvature against a brute-force K-FAC and the Jacobian path; ScaledPosterior
 (per-layer prior precisions) against the dense Gaussian. The estimator-level
 K-FAC tests are in tests/test_kron.py."""
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -458,3 +460,32 @@ def test_scaled_kron_posterior_is_the_dense_one():
     with pytest.raises(ValueError, match="one prior precision per layer"):
         ScaledPosterior.wrap(KronPosterior.from_factors(mean, factors, 4.0, 1.0),
                              torch.linspace(1, 2, offset, dtype=torch.float64))
+
+
+def test_function_space_posterior_factorises_only_what_is_asked():
+    # The evidence at a few hyperparameters needs log|s M M^T + delta I_n| only: a
+    # Cholesky factor of the n x n Gram matrix, not the SVD. Sylvester's identity
+    # makes the two routes equal; both are sums of n well-conditioned logarithms
+    # (delta > 0), so they agree to round-off relative to their size.
+    from sklearn_dnn2gp.posteriors import FullPosterior
+
+    gen = torch.Generator().manual_seed(0)
+    M = torch.randn(20, 50, generator=gen, dtype=torch.float64)
+    mean = torch.randn(50, generator=gen, dtype=torch.float64)
+    v = torch.randn(50, generator=gen, dtype=torch.float64)
+    lazy = FullPosterior.from_whitened_jacobian(mean, M, 0.7).with_hyperparameters(0.7, 1.3)
+    log_det, product = lazy.log_det_ratio(), lazy.covariance_product(v)
+    assert not lazy.has_spectrum
+    precision = 1.3 * M.T @ M + 0.7 * torch.eye(50, dtype=torch.float64)
+    expected = torch.linalg.slogdet(precision)[1] - 50 * math.log(0.7)
+    assert float(log_det) == pytest.approx(float(expected), rel=1e-12)
+    np.testing.assert_allclose(product.numpy(), torch.linalg.solve(precision, v).numpy(),
+                               rtol=1e-10)
+    # The spectrum, once asked for, serves other points; the factor keeps answering
+    # at its own.
+    other = lazy.with_hyperparameters(0.2, 1.0)
+    assert lazy.eigvals.numel() == 20 and lazy.has_spectrum
+    dense = torch.linalg.slogdet(M.T @ M + 0.2 * torch.eye(50, dtype=torch.float64))[1]
+    assert float(other.log_det_ratio()) == pytest.approx(float(dense) - 50 * math.log(0.2),
+                                                         rel=1e-12)
+    assert float(lazy.log_det_ratio()) == float(log_det)

@@ -38,7 +38,7 @@ class FullPosterior(Gaussian):
     """
 
     def __init__(self, mean, prior_precision, eigvals=None, eigvecs=None, space="weight",
-                 curvature_scale=1.0, ggn=None):
+                 curvature_scale=1.0, ggn=None, jacobian=None):
         self.mean = mean
         self.prior_precision = float(prior_precision)
         self.space = space
@@ -46,6 +46,9 @@ class FullPosterior(Gaussian):
         # Shared by every copy at other hyperparameters or another mean: the GGN, its
         # spectrum once computed, and the Cholesky factor at one (delta, s).
         self._cache = {"ggn": ggn}
+        if jacobian is not None:
+            # Function space, not yet factorised: the whitened Jacobian M.
+            self._cache["jacobian"] = jacobian
         if eigvals is not None:
             # (P, r) eigenvectors: r = P in weight space, r = n in function space.
             self._cache["spectrum"] = (eigvals, eigvecs)
@@ -73,19 +76,12 @@ class FullPosterior(Gaussian):
 
     @classmethod
     def from_whitened_jacobian(cls, mean, M, prior_precision):
-        """From ``M`` (n, P) with ``G = M^T M``; its SVD gives ``U`` to round-off
-        orthonormality, which the Gram matrix ``M M^T`` would not for small
-        singular values."""
-        M = M.to(torch.float64)
-        try:
-            _, singular, Vh = torch.linalg.svd(M, full_matrices=False)
-        except RuntimeError:  # gesdd can fail to converge; the Gram route cannot
-            eigvals, V = torch.linalg.eigh(M @ M.T)
-            keep = eigvals > eigvals.max() * M.shape[0] * torch.finfo(M.dtype).eps
-            U = torch.linalg.qr(M.T @ V[:, keep]).Q
-            eigvals, W = torch.linalg.eigh(U.T @ (M.T @ (M @ U)))
-            return cls(mean, prior_precision, eigvals.clamp_min(0), U @ W, "function")
-        return cls(mean, prior_precision, singular**2, Vh.T, "function")
+        """From ``M`` (n, P) with ``G = M^T M``. Nothing is factorised yet: the
+        evidence at a few hyperparameters needs only ``log|s M M^T + delta I_n|``
+        (a Cholesky factor of the n x n Gram matrix, :meth:`log_det_ratio`), and
+        the SVD (several times dearer) is computed when the spectrum or the
+        singular vectors are needed (:func:`_function_space_spectrum`)."""
+        return cls(mean, prior_precision, space="function", jacobian=M.to(torch.float64))
 
     def rescaled(self, root):
         """The posterior of ``w / root`` (elementwise): curvature ``root G root``, the
@@ -114,11 +110,38 @@ class FullPosterior(Gaussian):
 
     def _spectrum(self):
         if not self.has_spectrum:
-            eigvals, eigvecs = torch.linalg.eigh(self._cache["ggn"])
-            self._cache["spectrum"] = (eigvals.clamp_min(0), eigvecs)
-            # G = V diag(lambda) V^T from now on.
-            self._cache["ggn"] = None
+            if self.space == "function":
+                self._cache["spectrum"] = _function_space_spectrum(self._cache["jacobian"])
+                self._cache["jacobian"] = None
+            else:
+                eigvals, eigvecs = torch.linalg.eigh(self._cache["ggn"])
+                self._cache["spectrum"] = (eigvals.clamp_min(0), eigvecs)
+                # G = V diag(lambda) V^T from now on.
+                self._cache["ggn"] = None
         return self._cache["spectrum"]
+
+    def _gram_log_det_ratio(self):
+        """``log|s M M^T + delta I_n| - n log delta`` (equal to :meth:`log_det_ratio`
+        by Sylvester's identity) from a Cholesky factor of the Gram matrix, kept per
+        ``(delta, s)`` as :meth:`cholesky` keeps its factors; None where the
+        spectrum serves instead."""
+        key = (self.prior_precision, self.curvature_scale)
+        factors = self._cache.setdefault("gram_factors", {})
+        if key not in factors:
+            if self.has_spectrum or len(factors) >= MAX_FACTORS:
+                return None
+            M = self._cache["jacobian"]
+            if "gram" not in self._cache:
+                self._cache["gram"] = M @ M.T
+            A = self.curvature_scale * self._cache["gram"]
+            A.diagonal().add_(self.prior_precision)
+            factor, info = torch.linalg.cholesky_ex(A)
+            if int(info) != 0:
+                return None
+            factors[key] = factor
+        n = factors[key].shape[0]
+        return (2 * torch.log(torch.diagonal(factors[key])).sum()
+                - n * math.log(self.prior_precision))
 
     def cholesky(self):
         """The lower Cholesky factor of ``s G + delta I``, or None where the spectrum
@@ -133,6 +156,9 @@ class FullPosterior(Gaussian):
         factorisation that fails (``s G + delta I`` not positive definite in
         float64, e.g. ``delta`` ~ 0 with a singular ``G``) hands over to the
         spectrum."""
+        if self.space == "function":
+            self._spectrum()
+            return None
         key = (self.prior_precision, self.curvature_scale)
         factors = self._cache.setdefault("cholesky", {})
         if key in factors:
@@ -178,6 +204,10 @@ class FullPosterior(Gaussian):
 
     def log_det_ratio(self):
         """``log|s G + delta I| - P log delta``."""
+        if self.space == "function":
+            value = self._gram_log_det_ratio()
+            if value is not None:
+                return value
         L = self.cholesky()
         if L is None:
             return super().log_det_ratio()
@@ -218,6 +248,15 @@ class FullPosterior(Gaussian):
     def covariance_product(self, v):
         """``Sigma v`` for a P-vector ``v``, without forming ``Sigma``."""
         v = v.to(torch.float64)
+        if (self.space == "function" and self._cache.get("jacobian") is not None
+                and self._gram_log_det_ratio() is not None):
+            # Woodbury: (s M^T M + delta I)^-1 v = (v - s M^T (s M M^T + delta I)^-1 M v)
+            # / delta, with the Gram factor the evidence already holds.
+            key = (self.prior_precision, self.curvature_scale)
+            K = self._cache["gram_factors"][key]
+            M = self._cache["jacobian"]
+            inner = torch.cholesky_solve((M @ v)[:, None], K)[:, 0]
+            return (v - self.curvature_scale * (M.T @ inner)) / self.prior_precision
         L = self.cholesky()
         if L is not None:
             return torch.cholesky_solve(v[:, None], L)[:, 0]
@@ -271,3 +310,17 @@ class FullPosterior(Gaussian):
 
 register_posterior("full", FullPosterior)
 
+
+def _function_space_spectrum(M):
+    """``(eigenvalues of G, U)`` from the whitened Jacobian ``M`` (n, P): its SVD,
+    which gives ``U`` to round-off orthonormality, where the Gram matrix ``M M^T``
+    would not for small singular values."""
+    try:
+        _, singular, Vh = torch.linalg.svd(M, full_matrices=False)
+    except RuntimeError:  # gesdd can fail to converge; the Gram route cannot
+        eigvals, V = torch.linalg.eigh(M @ M.T)
+        keep = eigvals > eigvals.max() * M.shape[0] * torch.finfo(M.dtype).eps
+        U = torch.linalg.qr(M.T @ V[:, keep]).Q
+        eigvals, W = torch.linalg.eigh(U.T @ (M.T @ (M @ U)))
+        return eigvals.clamp_min(0), U @ W
+    return singular**2, Vh.T
