@@ -34,7 +34,7 @@ import numpy as np
 
 from ._evidence import maximize_log_evidence
 from ._staged import run_staged
-from ._trials import LOG_BOUNDS, SCALE_SPAN, SearchResult, Trial
+from ._trials import GAIN_TOL, LOG_BOUNDS, SCALE_SPAN, SearchResult, Trial
 from ._utils import format_values
 
 # Half a decade: the spacing of a 13-point grid over 1e-3 .. 1e3.
@@ -42,6 +42,14 @@ STEP = 0.5 * math.log(10.0)
 # Parabolic refinements after the grid climb, and the step below which they stop.
 REFINEMENTS = 3
 XTOL = 0.01
+
+
+def _parabola_at(points, x):
+    """The parabola through three ``(x, f)`` points, evaluated at ``x``."""
+    (x1, f1), (x2, f2), (x3, f3) = points
+    return (f1 * (x - x2) * (x - x3) / ((x1 - x2) * (x1 - x3))
+            + f2 * (x - x1) * (x - x3) / ((x2 - x1) * (x2 - x3))
+            + f3 * (x - x1) * (x - x2) / ((x3 - x1) * (x3 - x2)))
 
 
 def _vertex(points):
@@ -67,7 +75,7 @@ TRIAL_MAX_ITER = 500
 
 
 def search_log_ratio(evaluate, start, *, propose=None, step=STEP, bounds=LOG_BOUNDS,
-                     refinements=REFINEMENTS, xtol=XTOL):
+                     refinements=REFINEMENTS, xtol=XTOL, gain_tol=GAIN_TOL):
     """Maximise a retrained evidence over one log-hyperparameter.
 
     Parameters
@@ -82,6 +90,9 @@ def search_log_ratio(evaluate, start, *, propose=None, step=STEP, bounds=LOG_BOU
         puts the maximum. Biased for a nonlinear network, but a start for the
         climb that saves its steps when the maximum is far: the grid point
         nearest it (within ``MAX_JUMP`` steps) is trained second.
+    gain_tol : float, default=GAIN_TOL
+        The parabolic refinement stops when its parabola promises less than
+        this over the best trial (as well as at a step below ``xtol``).
 
     Returns
     -------
@@ -129,9 +140,12 @@ def search_log_ratio(evaluate, start, *, propose=None, step=STEP, bounds=LOG_BOU
             break  # the best point is at a bound: nothing to interpolate
         left = max(below, key=lambda tr: tr.log_ratio)
         right = min(above, key=lambda tr: tr.log_ratio)
-        t = _vertex([(tr.log_ratio, value(tr)) for tr in (left, best, right)])
+        points = [(tr.log_ratio, value(tr)) for tr in (left, best, right)]
         finite = all(math.isfinite(value(tr)) for tr in (left, right))
-        if not finite or abs(t - best.log_ratio) < xtol:
+        if not finite:
+            break
+        t = _vertex(points)
+        if abs(t - best.log_ratio) < xtol or _parabola_at(points, t) - value(best) < gain_tol:
             break
         trial = run(t, best)
         if value(trial) > value(best):
@@ -228,8 +242,9 @@ class EvidenceSearch:
     """
 
     def __init__(self, train, evidence, *, fixed_prior, search_scale, scale_floor, layerwise,
-                 n_groups, start, on_trial=None, strategy="retrain", slope=None):
-        self.strategy, self.slope = strategy, slope
+                 n_groups, start, on_trial=None, strategy="retrain", slope=None,
+                 gain_tol=GAIN_TOL):
+        self.strategy, self.slope, self.gain_tol = strategy, slope, gain_tol
         self.train, self.evidence = train, evidence
         self.fixed_prior, self.search_scale = fixed_prior, search_scale
         self.scale_floor = scale_floor
@@ -299,6 +314,7 @@ class EvidenceSearch:
             bounds = (max(LOG_BOUNDS[0], math.log(fixed_delta * self.scale_floor**2)),
                       LOG_BOUNDS[1])
         best, trials = search_log_ratio(evaluate, start, propose=propose if both else None,
+                                        gain_tol=self.gain_tol,
                                         bounds=bounds)
         at_bound = _at_bound(best, trials, bounds)
         finalists = [best]
@@ -340,7 +356,7 @@ class EvidenceSearch:
                 trial = evaluate(t0, warm, direction=np.exp(moved))
                 return trial._replace(log_ratio=u)
 
-            found, run = search_log_ratio(along, offsets[layer])
+            found, run = search_log_ratio(along, offsets[layer], gain_tol=self.gain_tol)
             trials += run[1:]
             if found.log_evidence > best.log_evidence:
                 best, offsets[layer] = found, found.log_ratio

@@ -44,7 +44,8 @@ _NETWORK = """\
         combination the MAP depends on, from 10 times y's variance, with
         ``sigma`` maximised in closed form on each ray), each retraining
         warm-started from the best network so far and stopped at ``10 tol``
-        or 500 iterations, then parabolic refinement; the best is trained on to ``tol``. Every
+        or 500 iterations, then parabolic refinement until it promises less
+        than a quarter nat; the best is trained on to ``tol``. Every
         trial is in ``evidence_trace_``. It costs 2-6 single fits at the chosen point
         (``benchmarks/bench_defaults.py``). Under
         ``inference='vi'`` the search trains MAPs and one VI fit follows at

@@ -36,9 +36,7 @@ MAX_STAGE_STEP = 2 * math.log(10.0)
 # Stages stop when t moves by less than this (5% in delta sigma^2 or delta).
 STAGE_TOL = 0.05
 MAX_STAGES = 10
-# ... or when the step would gain less than this in log evidence: a quarter of a
-# nat, below what the trials' loose tolerance lets the evidence resolve.
-GAIN_TOL = 0.25
+# ... or when the step would gain less than ``search.gain_tol`` nats.
 # The step of the closed form's finite differences in t.
 _H = 0.05
 
@@ -130,11 +128,11 @@ def run_staged(search):
             step = 2 * last_step
         elif curvature < 0:
             step = -derivative / curvature
-            # What the step gains by the quadratic model: below GAIN_TOL nats the
+            # What the step gains by the quadratic model: below gain_tol nats the
             # evidence does not tell the hyperparameters apart. Only once a secant
             # confirms the model's curvature: the first stage's can be far off.
             converged = secant is not None and secant < 0 and \
-                0.5 * derivative * step < GAIN_TOL
+                0.5 * derivative * step < search.gain_tol
         else:
             step = math.copysign(max_step, derivative)
         if step * last_step < 0:

@@ -7,6 +7,10 @@ from typing import Any, NamedTuple
 LOG_BOUNDS = (math.log(1e-8), math.log(1e8))
 # The scale maximised on each ray stays within this factor of where it was trained.
 SCALE_SPAN = 1e3
+# A search stops refining when a step would gain less than this in log evidence: a
+# quarter of a nat, below what the trials' loose tolerance lets the evidence resolve
+# (and far below a difference that would favour one model over another).
+GAIN_TOL = 0.25
 
 
 class Trial(NamedTuple):

@@ -14,8 +14,9 @@ from sklearn_dnn2gp import DNN2GPClassifier, DNN2GPRegressor
 from sklearn_dnn2gp._hessian import conjugate_gradients, hessian_vector_product
 from sklearn_dnn2gp._likelihoods import Gaussian
 from sklearn_dnn2gp._network import flat_parameters, make_mlp, set_flat_parameters
-from sklearn_dnn2gp._staged import GAIN_TOL, logdet_slope
+from sklearn_dnn2gp._staged import logdet_slope
 from sklearn_dnn2gp._training import _objective
+from sklearn_dnn2gp._trials import GAIN_TOL
 
 from ._helpers import gap_data
 
