@@ -183,7 +183,12 @@ def test_maximize_evidence_one_hyperparameter(data):
     best = maximize_evidence(reg, X, y, hyperparameters=["prior_precision"])
     assert best.get_params()["noise_std"] == 0.1
     assert best.noise_std_[0] == pytest.approx(0.1, rel=1e-12)
-    assert best.prior_precision_ != 1.0
+    # prior_precision was searched (the start and both its neighbours at least), and
+    # the fit kept is the best of the trials.
+    *trials, kept = best.evidence_trace_
+    assert len(trials) >= 3 and best.prior_precision_ == kept["prior_precision"]
+    values = [t["log_marginal_likelihood"] for t in trials]
+    assert kept["prior_precision"] == trials[int(np.argmax(values))]["prior_precision"]
     with pytest.raises(ValueError, match="hyperparameters"):
         maximize_evidence(reg, X, y, hyperparameters=["width"])
 
