@@ -268,7 +268,7 @@ class BaseDNN2GP(SelectionMixin, EvidenceMixin, GPViewMixin, BaseEstimator):
                 f"log marginal likelihood {self.log_marginal_likelihood_:.6g}")
 
     def _train_at(self, module, X_t, y_t, w_t, training, prior_precision, likelihood,
-                  inference=None):
+                  inference=None, warm=False):
         """Train ``module`` in place at these hyperparameters (by ``inference``,
         default the estimator's), then build the Laplace posterior and the evidence
         there (warnings of the training are recorded in the result, not raised)."""
@@ -299,7 +299,7 @@ class BaseDNN2GP(SelectionMixin, EvidenceMixin, GPViewMixin, BaseEstimator):
                 else:
                     loss_curve, n_iter = train_map(
                         module, likelihood, X_t, y_t, w_t, prior_precision=training_prior,
-                        solver=self._solver(n), **training,
+                        solver=self._solver(n), warm=warm, **training,
                     )
         # The evidence always comes from the exact GGN at the final weights (the
         # Laplace / GP view linearised there); under VI the posterior is q itself.

@@ -36,7 +36,7 @@ class SelectionMixin:
             return self._train_at(module, X_t, y_t, w_t,
                                   trial_training if trial else training, prior_precision,
                                   hyper.likelihood_at(scale),
-                                  inference="laplace" if trial else None)
+                                  inference="laplace" if trial else None, warm=not restart)
 
         def evidence(fit, prior_precision, scale=None):
             at = self._grouped(fit.evidence)

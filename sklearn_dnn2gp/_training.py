@@ -8,7 +8,7 @@ import warnings
 import torch
 from sklearn.exceptions import ConvergenceWarning
 
-from ._network import flat_parameters
+from ._network import flat_parameters, set_flat_parameters
 from ._verbose import Progress
 
 
@@ -125,8 +125,13 @@ def _total_weight(X, weights):
 
 
 def train_map(module, likelihood, X, y, weights, *, prior_precision, solver, max_iter,
-              learning_rate, batch_size, tol, n_iter_no_change, generator, verbose=0):
+              learning_rate, batch_size, tol, n_iter_no_change, generator, verbose=0,
+              warm=False):
     """Train ``module`` in place to the MAP. Return ``(loss_curve, n_iter)``.
+
+    ``warm``: the weights are already a fit (the evidence search's neighbour). Adam
+    restarts its moment estimates there, and its first steps can leave a point it
+    cannot improve on; a warm-started Adam that ends above its start keeps the start.
 
     ``loss_curve`` holds the summed objective after each epoch (adam) or each
     function evaluation of the accepted iterates (lbfgs). Minibatch losses are
@@ -152,11 +157,15 @@ def train_map(module, likelihood, X, y, weights, *, prior_precision, solver, max
         return epoch_data + float(prior_penalty(prior_precision, flat_parameters(module)))
 
     initial = full_objective(module, likelihood, X, y, weights, prior_precision)
+    start = flat_parameters(module).detach().clone() if warm else None
     total_weight = _total_weight(X, weights)
     result = _run_epochs(run_epoch, max_iter=max_iter, tol=tol, total_weight=total_weight,
                          n_iter_no_change=n_iter_no_change, learning_rate=learning_rate,
                          solver="adam", name="Adam", verbose=verbose)
     final = full_objective(module, likelihood, X, y, weights, prior_precision)
+    if warm and final > initial:
+        set_flat_parameters(module, start)
+        return result
     _check_not_worse(initial, final, tol * total_weight, "Adam", "adam")
     return result
 

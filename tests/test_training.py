@@ -41,3 +41,33 @@ def test_lbfgs_stops_at_the_scaled_gradient_and_warns_only_at_max_iter(weighted)
     with pytest.warns(ConvergenceWarning, match=r"max_iter=5 .* per unit of sample weight"):
         FixedRegressor(hidden_layer_sizes=(10,), noise_std=0.1, max_iter=5,
                         random_state=0).fit(X, y, sample_weight=sample_weight)
+
+
+@pytest.mark.filterwarnings("ignore:Adam reached max_iter")
+def test_warm_started_adam_keeps_its_start_when_it_ends_above_it():
+    # The evidence search warm-starts Adam from a neighbouring fit; fresh moment
+    # estimates with a large step leave that minimum and end above it. The start is
+    # then the better MAP estimate and is kept; a cold start is not reverted (its
+    # start is a random network) and warns instead. A linear model: its objective is
+    # strictly convex, so no end point of Adam lies below the minimum L-BFGS found.
+    from sklearn_dnn2gp._likelihoods import Gaussian
+    from sklearn_dnn2gp._network import flat_parameters, make_mlp
+    from sklearn_dnn2gp._training import full_objective, train_map
+
+    gen = torch.Generator().manual_seed(0)
+    X = torch.randn(64, 2, generator=gen, dtype=torch.float64)
+    y = torch.sin(X[:, :1] * 2)
+    likelihood = Gaussian(torch.tensor([0.1], dtype=torch.float64))
+    module = make_mlp(2, (), 1, "tanh", dtype=torch.float64, device="cpu", generator=gen)
+    common = dict(prior_precision=1.0, max_iter=20, batch_size=8, tol=0.0,
+                  n_iter_no_change=50, generator=gen)
+    train_map(module, likelihood, X, y, None, solver="lbfgs", learning_rate=1.0,
+              **{**common, "max_iter": 500, "tol": 1e-9})
+    start = flat_parameters(module).clone()
+    before = full_objective(module, likelihood, X, y, None, 1.0)
+    train_map(module, likelihood, X, y, None, solver="adam", learning_rate=0.5, warm=True,
+              **common)
+    assert torch.equal(flat_parameters(module), start)
+    assert full_objective(module, likelihood, X, y, None, 1.0) == before
+    with pytest.warns(ConvergenceWarning, match="larger objective"):
+        train_map(module, likelihood, X, y, None, solver="adam", learning_rate=0.5, **common)
