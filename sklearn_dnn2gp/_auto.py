@@ -34,7 +34,7 @@ import numpy as np
 
 from ._evidence import maximize_log_evidence
 from ._staged import run_staged
-from ._trials import GAIN_TOL, LOG_BOUNDS, SCALE_SPAN, SearchResult, Trial
+from ._trials import GAIN_TOL, LOG_BOUNDS, SCALE_SPAN, SearchResult, Trial, ray_maximum
 from ._utils import format_values
 
 # Half a decade: the spacing of a 13-point grid over 1e-3 .. 1e3.
@@ -160,15 +160,8 @@ def _profile(evidence, log_ratio, delta, scale, *, direction=1.0, profile_scale,
     hyperparameters it was trained at. ``evidence(prior_precision, scale=None)``."""
     if not profile_scale:
         return float(evidence(delta)), {"prior_precision": delta, "scale": scale}
-    ratio = math.exp(log_ratio) * direction
-
-    def along_ray(c):
-        return float(evidence(ratio / c[0] ** 2, c[0]))
-
-    low = max(scale / SCALE_SPAN, floor)
-    (c,), value = maximize_log_evidence(
-        along_ray, [max(scale, low)], [[low, max(scale * SCALE_SPAN, low)]])
-    return value, {"prior_precision": ratio / c**2, "scale": float(c)}
+    value, delta, c = ray_maximum(evidence, math.exp(log_ratio) * direction, scale, floor)
+    return value, {"prior_precision": delta, "scale": c}
 
 
 def _at_bound(best, trials, bounds):

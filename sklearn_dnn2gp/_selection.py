@@ -56,12 +56,13 @@ class SelectionMixin:
                         f"{self._targets.evidence_of_y(trial.log_evidence):.6g} "
                         f"({trial.state.n_iter} iterations)", flush=True)
 
+        strategy = self._search_strategy()
         search = EvidenceSearch(
             train, evidence, fixed_prior=fixed_prior,
             search_scale=hyper.searched, scale_floor=hyper.floor, layerwise=self._layerwise(),
             n_groups=self._n_prior_groups, start=hyper.search_start, on_trial=on_trial,
-            strategy=self._search_strategy(),
-            slope=self._slope_of(module, X_t, y_t, w_t, hyper))
+            strategy=strategy,
+            slope=self._slope_of(module, X_t, y_t, w_t, hyper) if strategy == "staged" else None)
         result = search.run()
         self.evidence_search_ = search.strategy
 
@@ -96,7 +97,8 @@ class SelectionMixin:
 
     def _slope_of(self, module, X_t, y_t, w_t, hyper):
         """``slope(fit, prior_precision, scale=None)`` of :class:`._auto.EvidenceSearch`:
-        ``-1/2 d/dt log|s G(w*(t)) + delta I|`` along ``dw*/dt = -delta Sigma w*``."""
+        ``-1/2 d/dt log|s G(w*(t)) + delta I|`` along ``dw*/dt = -delta H^-1 w*``
+        (:func:`._hessian.map_sensitivity`)."""
         structure = posterior_structure(self._evidence_structure)
         inputs = self._posterior_inputs(X_t, module)
         head = self._posterior_module(module)

@@ -13,30 +13,31 @@ regularisation and, for a nonlinear network, lies at too small a ``delta``. The
 second term is where that bias comes from. At the MAP the log joint is
 stationary in ``w``, so of the Laplace evidence only ``-1/2 log|s G(w) + delta
 I|`` depends on ``w`` to first order, and by the implicit function theorem
-(with the GGN for the Hessian) ``dw*/dt = -delta Sigma w*``: the same for every
-point of a regressor's ray. One more curvature at ``w* + eps dw*/dt`` gives the
-second term by a finite difference (:func:`logdet_slope`).
+``dw*/dt = -delta H^-1 w*`` with ``H`` the exact Hessian of the training
+objective (:mod:`._hessian`; the GGN's answer was half the measured one): the
+same for every point of a regressor's ray. One more curvature at ``w* + eps
+dw*/dt`` gives the second term by a finite difference (:func:`logdet_slope`).
 
 The search (:func:`run_staged`): train at the start to the trials' tolerance;
-then, in stages, move ``t`` to the maximiser of the closed form plus the
-second term held at its current slope (MacKay's update, corrected), at most
-``MAX_STAGE_STEP`` away, and train on from the current weights; stop when a
-stage moves ``t`` by less than ``STAGE_TOL``, and train the last point to the
-full tolerance. A step that reverses the previous one halves the largest step
-(the update oscillates where the slope changes fast).
+then, in stages, take a Newton step on ``dE/dt`` (the closed form's curvature,
+or the secant of the last two derivatives where that is more curved; twice the
+last step while the retrained evidence is still convex), at most
+``MAX_STAGE_STEP``, and train on from the current weights. A step that
+reverses the previous one halves the largest step. The stages stop when a step
+would gain less than ``gain_tol`` nats (once a secant confirms the curvature) or
+moves ``t`` by less than ``STAGE_TOL``; the last point is trained to the full
+tolerance.
 """
 
 import math
 
-from ._evidence import maximize_log_evidence
-from ._trials import LOG_BOUNDS, SCALE_SPAN, SearchResult, Trial
+from ._trials import LOG_BOUNDS, SearchResult, Trial, ray_maximum
 
 # A stage moves t (a log) by at most this: two decades.
 MAX_STAGE_STEP = 2 * math.log(10.0)
 # Stages stop when t moves by less than this (5% in delta sigma^2 or delta).
 STAGE_TOL = 0.05
 MAX_STAGES = 10
-# ... or when the step would gain less than ``search.gain_tol`` nats.
 # The step of the closed form's finite differences in t.
 _H = 0.05
 
@@ -80,11 +81,7 @@ def run_staged(search):
         if not search.search_scale:
             return (float(search.evidence(fit, math.exp(t))) if value else None,
                     math.exp(t), scale)
-        ratio = math.exp(t)
-        bounds = [[max(scale / SCALE_SPAN, floor), scale * SCALE_SPAN]]
-        (c,), value = maximize_log_evidence(
-            lambda c: float(search.evidence(fit, ratio / c[0] ** 2, c[0])), [scale], bounds)
-        return value, ratio / c**2, float(c)
+        return ray_maximum(lambda d, c: search.evidence(fit, d, c), math.exp(t), scale, floor)
 
     trials, fit, max_step, last_step, previous = [], None, MAX_STAGE_STEP, 0.0, None
     for stage in range(MAX_STAGES + 1):

@@ -3,6 +3,8 @@
 import math
 from typing import Any, NamedTuple
 
+from ._evidence import maximize_log_evidence
+
 # The searched log ratio stays within these (log of delta * sigma^2 or of delta).
 LOG_BOUNDS = (math.log(1e-8), math.log(1e8))
 # The scale maximised on each ray stays within this factor of where it was trained.
@@ -45,3 +47,17 @@ class SearchResult(NamedTuple):
     trials: list
     finals: list
     at_bound: Any = None
+
+
+def ray_maximum(evidence, ratio, scale, floor):
+    """``(value, delta, c)``: the maximum over the likelihood's scale ``c`` of
+    ``evidence(delta, c)`` along the ray ``delta c^2 = ratio`` (every point of which
+    has the same MAP), ``c`` within ``SCALE_SPAN`` of ``scale`` and above ``floor``."""
+    def along_ray(c):
+        return float(evidence(ratio / c[0] ** 2, c[0]))
+
+    low = max(scale / SCALE_SPAN, floor)
+    (c,), value = maximize_log_evidence(
+        along_ray, [max(scale, low)], [[low, max(scale * SCALE_SPAN, low)]])
+    return value, ratio / c**2, float(c)
+

@@ -32,6 +32,22 @@ def blr_log_evidence(Phi, y, delta, sigma):
     return -0.5 * y @ np.linalg.solve(C, y) - 0.5 * logdet - 0.5 * n * np.log(2 * np.pi)
 
 
+def bayesian_ridge_reference():
+    """``X, y`` of a linear problem and ``log(delta, sigma)`` maximising its
+    evidence, from BayesianRidge's MacKay fixed point (vanishing hyperpriors, the
+    bias as a column of ones under the prior): the 'auto' hyperparameters of a
+    network without hidden layers, whose evidence does not depend on its weights."""
+    from sklearn.linear_model import BayesianRidge
+
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(80, 3))
+    y = X @ np.array([1.0, -2.0, 0.5]) + 0.3 + 0.4 * rng.normal(size=80)
+    ridge = BayesianRidge(fit_intercept=False, tol=1e-12, max_iter=100000, alpha_1=1e-30,
+                          alpha_2=1e-30, lambda_1=1e-30, lambda_2=1e-30)
+    ridge.fit(np.column_stack([X, np.ones(len(X))]), y)
+    return X, y, np.log([ridge.lambda_, 1 / np.sqrt(ridge.alpha_)])
+
+
 def gap_data(n=80, seed=0):
     rng = np.random.RandomState(seed)
     x = np.concatenate([rng.uniform(-4, -1.5, n // 2), rng.uniform(1.5, 4, n - n // 2)])

@@ -6,13 +6,12 @@ import numpy as np
 import pytest
 from sklearn.datasets import make_blobs
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.linear_model import BayesianRidge
 
 from sklearn_dnn2gp import DNN2GPClassifier, DNN2GPRegressor
 from sklearn_dnn2gp._auto import XTOL, EvidenceSearch, _vertex, search_log_ratio
 from sklearn_dnn2gp._trials import GAIN_TOL
 
-from ._helpers import gap_data
+from ._helpers import bayesian_ridge_reference, gap_data
 
 
 def test_auto_on_a_linear_model_is_the_bayesian_ridge_solution():
@@ -20,17 +19,11 @@ def test_auto_on_a_linear_model_is_the_bayesian_ridge_solution():
     # not depend on the trained weights, so the retrained evidence the search climbs is
     # the closed form, whose maximiser BayesianRidge finds by MacKay's fixed point
     # (with vanishing hyperpriors, and the bias as a column of ones under the prior).
-    rng = np.random.RandomState(0)
-    X = rng.normal(size=(80, 3))
-    y = X @ np.array([1.0, -2.0, 0.5]) + 0.3 + 0.4 * rng.normal(size=80)
+    X, y, optimum = bayesian_ridge_reference()
     reg = DNN2GPRegressor(hidden_layer_sizes=(), normalize_y=False, random_state=0).fit(X, y)
-    ridge = BayesianRidge(fit_intercept=False, tol=1e-12, max_iter=100000, alpha_1=1e-30,
-                          alpha_2=1e-30, lambda_1=1e-30, lambda_2=1e-30)
-    ridge.fit(np.column_stack([X, np.ones(len(X))]), y)
     # sigma is maximised in closed form on the ray, and the refinement stops once its
     # parabola promises less than GAIN_TOL nats: the evidence is within GAIN_TOL of
     # BayesianRidge's optimum (the closed form is a parabola in t near it).
-    optimum = np.log([ridge.lambda_, 1 / np.sqrt(ridge.alpha_)])
     best = reg.log_marginal_likelihood(optimum)
     assert best - GAIN_TOL <= reg.log_marginal_likelihood_ <= best + 1e-9 * abs(best)
     # On its ray sigma is the evidence's maximiser: d/d log sigma at constant

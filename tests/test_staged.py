@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import torch
 from sklearn.datasets import make_blobs
-from sklearn.linear_model import BayesianRidge
 
 from sklearn_dnn2gp import DNN2GPClassifier, DNN2GPRegressor
 from sklearn_dnn2gp._hessian import conjugate_gradients, hessian_vector_product
@@ -18,7 +17,7 @@ from sklearn_dnn2gp._staged import logdet_slope
 from sklearn_dnn2gp._training import _objective
 from sklearn_dnn2gp._trials import GAIN_TOL
 
-from ._helpers import gap_data
+from ._helpers import bayesian_ridge_reference, gap_data
 
 
 def _gradient(module, likelihood, X, y, delta):
@@ -130,16 +129,10 @@ def test_staged_search_on_a_linear_model_is_the_bayesian_ridge_solution():
     # Without hidden layers the evidence does not depend on the weights' movement
     # (the log-determinant is constant in w), so the staged search is Newton's method
     # on the closed form and stops within GAIN_TOL nats of BayesianRidge's optimum.
-    rng = np.random.RandomState(0)
-    X = rng.normal(size=(80, 3))
-    y = X @ np.array([1.0, -2.0, 0.5]) + 0.3 + 0.4 * rng.normal(size=80)
+    X, y, optimum = bayesian_ridge_reference()
     reg = DNN2GPRegressor(hidden_layer_sizes=(), normalize_y=False, evidence_search="staged",
                           random_state=0).fit(X, y)
     assert reg.evidence_search_ == "staged"
-    ridge = BayesianRidge(fit_intercept=False, tol=1e-12, max_iter=100000, alpha_1=1e-30,
-                          alpha_2=1e-30, lambda_1=1e-30, lambda_2=1e-30)
-    ridge.fit(np.column_stack([X, np.ones(len(X))]), y)
-    optimum = np.log([ridge.lambda_, 1 / np.sqrt(ridge.alpha_)])
     best = reg.log_marginal_likelihood(optimum)
     assert best - GAIN_TOL <= reg.log_marginal_likelihood_ <= best + 1e-9 * abs(best)
 

@@ -120,28 +120,33 @@ class FullPosterior(Gaussian):
                 self._cache["ggn"] = None
         return self._cache["spectrum"]
 
-    def _gram_log_det_ratio(self):
-        """``log|s M M^T + delta I_n| - n log delta`` (equal to :meth:`log_det_ratio`
-        by Sylvester's identity) from a Cholesky factor of the Gram matrix, kept per
-        ``(delta, s)`` as :meth:`cholesky` keeps its factors; None where the
-        spectrum serves instead."""
+    def _factor(self, name, matrix):
+        """The lower Cholesky factor of ``s A + delta I`` for ``A = matrix()``, kept in
+        the cache ``name`` per ``(delta, s)``, at most ``MAX_FACTORS`` of them; None
+        once a spectrum exists, beyond them, or where the factorisation fails."""
         key = (self.prior_precision, self.curvature_scale)
-        factors = self._cache.setdefault("gram_factors", {})
-        if key not in factors:
-            if self.has_spectrum or len(factors) >= MAX_FACTORS:
-                return None
-            M = self._cache["jacobian"]
+        factors = self._cache.setdefault(name, {})
+        if key in factors:
+            return factors[key]
+        if self.has_spectrum or len(factors) >= MAX_FACTORS:
+            return None
+        A = self.curvature_scale * matrix()
+        A.diagonal().add_(self.prior_precision)
+        factor, info = torch.linalg.cholesky_ex(A)
+        if int(info) != 0:
+            return None
+        factors[key] = factor
+        return factor
+
+    def _gram_factor(self):
+        """The Cholesky factor of ``s M M^T + delta I_n`` (function space, while the
+        whitened Jacobian is kept), or None where the spectrum serves instead."""
+        def gram():
             if "gram" not in self._cache:
+                M = self._cache["jacobian"]
                 self._cache["gram"] = M @ M.T
-            A = self.curvature_scale * self._cache["gram"]
-            A.diagonal().add_(self.prior_precision)
-            factor, info = torch.linalg.cholesky_ex(A)
-            if int(info) != 0:
-                return None
-            factors[key] = factor
-        n = factors[key].shape[0]
-        return (2 * torch.log(torch.diagonal(factors[key])).sum()
-                - n * math.log(self.prior_precision))
+            return self._cache["gram"]
+        return self._factor("gram_factors", gram)
 
     def cholesky(self):
         """The lower Cholesky factor of ``s G + delta I``, or None where the spectrum
@@ -159,20 +164,9 @@ class FullPosterior(Gaussian):
         if self.space == "function":
             self._spectrum()
             return None
-        key = (self.prior_precision, self.curvature_scale)
-        factors = self._cache.setdefault("cholesky", {})
-        if key in factors:
-            return factors[key]
-        if self.has_spectrum or len(factors) >= MAX_FACTORS:
+        factor = self._factor("cholesky", lambda: self._cache["ggn"])
+        if factor is None:
             self._spectrum()
-            return None
-        A = self.curvature_scale * self._cache["ggn"]
-        A.diagonal().add_(self.prior_precision)
-        factor, info = torch.linalg.cholesky_ex(A)
-        if int(info) != 0:
-            self._spectrum()
-            return None
-        factors[key] = factor
         return factor
 
     @property
@@ -205,9 +199,12 @@ class FullPosterior(Gaussian):
     def log_det_ratio(self):
         """``log|s G + delta I| - P log delta``."""
         if self.space == "function":
-            value = self._gram_log_det_ratio()
-            if value is not None:
-                return value
+            # Sylvester: log|s M^T M + delta I_P| = log|s M M^T + delta I_n| + (P - n)
+            # log delta, from the Gram matrix's factor while it is kept.
+            K = self._gram_factor()
+            if K is not None:
+                return (2 * torch.log(torch.diagonal(K)).sum()
+                        - K.shape[0] * math.log(self.prior_precision))
         L = self.cholesky()
         if L is None:
             return super().log_det_ratio()
@@ -248,12 +245,11 @@ class FullPosterior(Gaussian):
     def covariance_product(self, v):
         """``Sigma v`` for a P-vector ``v``, without forming ``Sigma``."""
         v = v.to(torch.float64)
-        if (self.space == "function" and self._cache.get("jacobian") is not None
-                and self._gram_log_det_ratio() is not None):
+        K = (self._gram_factor() if self.space == "function"
+             and self._cache.get("jacobian") is not None else None)
+        if K is not None:
             # Woodbury: (s M^T M + delta I)^-1 v = (v - s M^T (s M M^T + delta I)^-1 M v)
             # / delta, with the Gram factor the evidence already holds.
-            key = (self.prior_precision, self.curvature_scale)
-            K = self._cache["gram_factors"][key]
             M = self._cache["jacobian"]
             inner = torch.cholesky_solve((M @ v)[:, None], K)[:, 0]
             return (v - self.curvature_scale * (M.T @ inner)) / self.prior_precision
