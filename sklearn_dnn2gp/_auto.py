@@ -34,7 +34,7 @@ import numpy as np
 
 from ._evidence import maximize_log_evidence
 from ._staged import run_staged
-from ._trials import GAIN_TOL, LOG_BOUNDS, SCALE_SPAN, SearchResult, Trial, ray_maximum
+from ._trials import GAIN_TOL, LOG_BOUNDS, SCALE_SPAN, SearchResult, Trial, at_ratio, ray_maximum
 from ._utils import format_values
 
 # Half a decade: the spacing of a 13-point grid over 1e-3 .. 1e3.
@@ -261,15 +261,9 @@ class EvidenceSearch:
             fixed_delta = float(np.exp(np.log(fixed).mean()))
             direction = fixed / fixed_delta
 
-        def split(t, scale, direction):
-            """(delta, scale) of training at log-ratio ``t``."""
-            if fixed_delta is not None:
-                return fixed_delta * direction, math.sqrt(math.exp(t) / fixed_delta)
-            return math.exp(t) * direction / scale**2, scale
-
         def evaluate(t, warm, direction=direction):
             scale = 1.0 if warm is None else warm.hyperparameters["scale"]
-            delta, scale = split(t, scale, direction)
+            delta, scale = at_ratio(t, scale, fixed_delta, direction)
             try:
                 fit = self.train(None if warm is None else warm.state, delta, scale, True)
             except ValueError:

@@ -31,7 +31,7 @@ tolerance.
 
 import math
 
-from ._trials import LOG_BOUNDS, SearchResult, Trial, ray_maximum
+from ._trials import LOG_BOUNDS, SearchResult, Trial, at_ratio, ray_maximum
 
 # A stage moves t (a log) by at most this: two decades.
 MAX_STAGE_STEP = 2 * math.log(10.0)
@@ -93,7 +93,7 @@ def run_staged(search):
             # Training diverged at these hyperparameters: step back halfway.
             max_step /= 2
             t = trials[-1].log_ratio + math.copysign(max_step, last_step)
-            delta, scale = _at_ratio(t, fixed, delta, scale)
+            delta, scale = at_ratio(t, scale, None if fixed is None else delta)
             continue
         value, best_delta, best_scale = profile(fit, t, scale)
         trial = Trial(t, value if math.isfinite(value) else -math.inf,
@@ -151,9 +151,3 @@ def run_staged(search):
         at_bound = "lower"
     return SearchResult(final, chosen, trials, [(value, chosen, final)], at_bound)
 
-
-def _at_ratio(t, fixed, delta, scale):
-    """(delta, scale) at log ratio ``t``, keeping the scale (or the fixed delta)."""
-    if fixed is None:
-        return math.exp(t) / scale**2, scale
-    return delta, math.sqrt(math.exp(t) / delta)

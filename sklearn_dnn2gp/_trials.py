@@ -61,3 +61,13 @@ def ray_maximum(evidence, ratio, scale, floor):
         along_ray, [max(scale, low)], [[low, max(scale * SCALE_SPAN, low)]])
     return value, ratio / c**2, float(c)
 
+
+def at_ratio(t, scale, fixed_delta=None, direction=1.0):
+    """``(delta, scale)`` of training at log ratio ``t`` (``delta scale^2 =
+    exp(t) direction``): the scale kept when delta is searched, else the fixed
+    ``fixed_delta`` (times ``direction``, per-layer proportions) and the scale it
+    implies."""
+    if fixed_delta is not None:
+        return fixed_delta * direction, math.sqrt(math.exp(t) / fixed_delta)
+    return math.exp(t) * direction / scale**2, scale
+
