@@ -173,7 +173,8 @@ def digits(seed):
         rows[name] = dict(seconds=seconds, accuracy=float((proba.argmax(1) == y_test).mean()),
                           nll=log_loss(y_test, proba, labels=est.classes_),
                           plugin_nll=log_loss(y_test, plugin, labels=est.classes_),
-                          epochs=est.n_iter_, q=est._structure(), delta=est.prior_precision_)
+                          epochs=est.n_iter_, q=est._structure(), delta=est.prior_precision_,
+                          temperature=est.temperature_)
     return rows
 
 
@@ -266,7 +267,7 @@ def main(argv=None):
                 f"accuracy {vi['accuracy']:.4f} ({verdict(vi['accuracy'] >= 0.97)})  "
                 f"NLL {vi['nll']:.4f} ({vi['nll'] / lap['plugin_nll']:.3f}x the MAP plug-in: "
                 f"{verdict(vi['nll'] <= 1.1 * lap['plugin_nll'])}), plug-in at the mean "
-                f"{vi['plugin_nll']:.4f}; {vi['q']} q")
+                f"{vi['plugin_nll']:.4f}; {vi['q']} q at T = {vi['temperature']:.2g}")
             ref = rows["VI at Laplace's delta"]
             print(f"digits   prior precision: Laplace {lap['delta']:.3g}, VI {vi['delta']:.3g}; "
                   f"VI at Laplace's: accuracy {ref['accuracy']:.4f}  NLL {ref['nll']:.4f}  "

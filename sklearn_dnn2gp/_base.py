@@ -284,6 +284,9 @@ class BaseDNN2GP(SelectionMixin, EvidenceMixin, GPViewMixin, BaseEstimator):
         n_params = n_parameters(self._posterior_module(module))
         first = next(module.parameters())
         training_prior = self._expand_prior(prior_precision, self._prior_groups, first)
+        if inference == "vi":
+            temperature, warm = self._vi_temperature(module, X_t, y_t, w_t, training,
+                                                     prior_precision, likelihood)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             with phase(self.verbose, owner, f"training ({method}; {n_parameters(module):,} "
@@ -294,7 +297,8 @@ class BaseDNN2GP(SelectionMixin, EvidenceMixin, GPViewMixin, BaseEstimator):
                         method=self.vi_method, structure=self._structure(),
                         beta=self._precision_rate(), initial_precision=self.initial_precision,
                         mc_samples=self.mc_samples, momentum=self.momentum,
-                        callback=self.callback, **training,
+                        callback=self.callback, temperature=temperature, warm=warm,
+                        **training,
                     )
                 else:
                     loss_curve, n_iter = train_map(
@@ -341,6 +345,11 @@ class BaseDNN2GP(SelectionMixin, EvidenceMixin, GPViewMixin, BaseEstimator):
     def _after_install(self, X_t, y_t, w_t):
         """What an estimator derives from the installed posterior and the training
         data (the classifier: its predictive's temperature)."""
+
+    def _vi_temperature(self, module, X_t, y_t, w_t, training, prior_precision, likelihood):
+        """The temperature VI trains at (see ``train_vi``), and whether it trained
+        ``module`` to a MAP to choose it (the classifier's ``'auto'``)."""
+        return 1.0, False
 
     # ------------------------------------------------- hyperparameters by evidence
     def _layerwise(self):

@@ -1,0 +1,93 @@
+"""VI at a temperature: VOGN's draws from the tempered q, and the classifier's
+``temperature`` as the temperature VI trains at."""
+
+import numpy as np
+import pytest
+import torch
+from sklearn.datasets import make_moons
+
+from sklearn_dnn2gp._vi import antithetic_sample
+from sklearn_dnn2gp.posteriors import FullPosterior
+
+from ._helpers import FixedClassifier
+
+
+def _posterior(P=5, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    A = torch.randn(P, P, generator=g, dtype=torch.float64)
+    mean = torch.randn(P, generator=g, dtype=torch.float64)
+    return FullPosterior.from_curvature(mean, A @ A.T, 0.5)
+
+
+@pytest.mark.parametrize("temperature", [0.0, 0.01, 0.5])
+def test_tempered_draws_are_the_untempered_ones_pulled_towards_the_mean(temperature):
+    # q_T = N(mu, T Sigma): the same standard normals, their offset from mu times sqrt(T).
+    q = _posterior()
+    plain = antithetic_sample(q, 5, torch.Generator().manual_seed(1))
+    tempered = antithetic_sample(q, 5, torch.Generator().manual_seed(1), temperature)
+    expected = q.mean + np.sqrt(temperature) * (plain - q.mean)
+    torch.testing.assert_close(tempered, expected, rtol=0, atol=1e-12)
+    # Antithetic pairs stay mirrored about the mean.
+    torch.testing.assert_close(tempered[:2] + tempered[3:5], 2 * q.mean.expand(2, -1),
+                               rtol=0, atol=1e-12)
+
+
+def test_temperature_one_draws_exactly_as_before():
+    q = _posterior(seed=3)
+    plain = antithetic_sample(q, 4, torch.Generator().manual_seed(2))
+    half = q.sample(2, torch.Generator().manual_seed(2))
+    assert torch.equal(plain, torch.cat([half, 2 * q.mean - half]))
+    assert torch.equal(plain, antithetic_sample(q, 4, torch.Generator().manual_seed(2), 1.0))
+
+
+@pytest.fixture(scope="module")
+def moons():
+    return make_moons(120, noise=0.3, random_state=0)
+
+
+@pytest.mark.filterwarnings("ignore:.*reached max_iter:sklearn.exceptions.ConvergenceWarning")
+def test_vogn_at_temperature_zero_is_ogn(moons):
+    # At T = 0 every draw is the mean, so with full batches (no shuffling that the
+    # draws could change) VOGN takes OGN's steps exactly.
+    X, y = moons
+    fits = {method: FixedClassifier(hidden_layer_sizes=(4,), inference="vi",
+                                    vi_method=method, temperature=0.0, max_iter=40,
+                                    batch_size=len(y), random_state=0).fit(X, y)
+            for method in ("vogn", "ogn")}
+    torch.testing.assert_close(fits["vogn"].posterior_.mean, fits["ogn"].posterior_.mean,
+                               rtol=0, atol=0)
+    torch.testing.assert_close(fits["vogn"].posterior_.covariance(),
+                               fits["ogn"].posterior_.covariance(), rtol=0, atol=0)
+    assert fits["vogn"].temperature_ == 0.0
+
+
+def test_auto_temperature_under_vi_is_chosen_on_the_map_and_vi_starts_there(moons):
+    X, y = moons
+    laplace = FixedClassifier(hidden_layer_sizes=(4,), random_state=0).fit(X, y)
+    vi = FixedClassifier(hidden_layer_sizes=(4,), inference="vi", random_state=0).fit(X, y)
+    # The same initial weights and L-BFGS: the same MAP, the same Laplace posterior
+    # and so the same choice on it.
+    assert vi.temperature_ == laplace.temperature_
+    np.testing.assert_array_equal(vi.temperature_curve_["loo_nll"],
+                                  laplace.temperature_curve_["loo_nll"])
+    # VI's mean stays near the MAP it started from: within the spread of q_T
+    # itself, sqrt(T) times q's standard deviations.
+    offset = vi.posterior_.mean - torch.cat([p.reshape(-1)
+                                             for p in laplace.module_.parameters()])
+    spread = (vi.temperature_ * vi.posterior_.covariance().diagonal()).sqrt()
+    assert float((offset.abs() / spread).max()) < 3
+
+
+@pytest.mark.filterwarnings("ignore:.*reached max_iter:sklearn.exceptions.ConvergenceWarning")
+def test_fixed_temperature_under_vi_trains_no_map(moons, monkeypatch):
+    X, y = moons
+    est = FixedClassifier(hidden_layer_sizes=(4,), inference="vi", temperature=0.1,
+                          max_iter=30, random_state=0)
+    calls = []
+    train_at = type(est)._train_at
+    monkeypatch.setattr(type(est), "_train_at",
+                        lambda self, *a, **k: calls.append(k.get("inference"))
+                        or train_at(self, *a, **k))
+    est.fit(X, y)
+    assert calls == [None] and est.temperature_ == 0.1
+    assert est.temperature_curve_ is None
