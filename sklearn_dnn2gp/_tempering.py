@@ -38,23 +38,19 @@ class TemperatureMixin:
             return
         self._choose_temperature(X_t, y_t, w_t)
 
-    def _vi_temperature(self, module, X_t, y_t, w_t, training, prior_precision, likelihood):
-        """VI trains at the predictive's temperature. With ``'auto'`` it is chosen, as
-        for Laplace, on the Laplace posterior of a MAP at these hyperparameters; VI
-        then starts from that MAP. Return the temperature and whether ``module``
-        was trained to a MAP."""
+    def _vi_temperature(self, module, start, X_t, y_t, w_t):
+        """VI trains at the predictive's temperature. With ``'auto'`` it is chosen,
+        as for Laplace, on the Laplace posterior of the MAP fit ``start`` that VI
+        starts from."""
         fixed = self._fixed_temperature()
         if fixed is not None:
             self.temperature_, self.temperature_curve_ = fixed, None
-            return fixed, False
-        fit = self._train_at(module, X_t, y_t, w_t, training, prior_precision, likelihood,
-                             inference="laplace")
-        fit.emit_warnings()
-        self._install(module, fit)
+            return fixed
+        self._install(module, start)
         for p in module.parameters():
             p.requires_grad_(True)
         self._choose_temperature(X_t, y_t, w_t)
-        return self.temperature_, True
+        return self.temperature_
 
     def _choose_temperature(self, X_t, y_t, w_t):
         """Set ``temperature_`` (and ``temperature_curve_``) on the training set (see

@@ -6,6 +6,7 @@ import pytest
 import torch
 from sklearn.datasets import make_moons
 
+from sklearn_dnn2gp._network import flat_parameters
 from sklearn_dnn2gp._vi import antithetic_sample
 from sklearn_dnn2gp.posteriors import FullPosterior
 
@@ -79,15 +80,21 @@ def test_auto_temperature_under_vi_is_chosen_on_the_map_and_vi_starts_there(moon
 
 
 @pytest.mark.filterwarnings("ignore:.*reached max_iter:sklearn.exceptions.ConvergenceWarning")
-def test_fixed_temperature_under_vi_trains_no_map(moons, monkeypatch):
+@pytest.mark.parametrize("temperature", [0.1, "auto"])
+def test_vi_starts_from_the_map_at_its_hyperparameters(moons, monkeypatch, temperature):
+    import sklearn_dnn2gp._base as base
+
     X, y = moons
-    est = FixedClassifier(hidden_layer_sizes=(4,), inference="vi", temperature=0.1,
-                          max_iter=30, random_state=0)
-    calls = []
-    train_at = type(est)._train_at
-    monkeypatch.setattr(type(est), "_train_at",
-                        lambda self, *a, **k: calls.append(k.get("inference"))
-                        or train_at(self, *a, **k))
-    est.fit(X, y)
-    assert calls == [None] and est.temperature_ == 0.1
-    assert est.temperature_curve_ is None
+    starts = []
+    train_vi = base.train_vi
+    monkeypatch.setattr(base, "train_vi", lambda module, *a, **k: starts.append(
+        flat_parameters(module).clone()) or train_vi(module, *a, **k))
+    # max_iter bounds the MAP's L-BFGS iterations and VI's epochs alike.
+    params = dict(hidden_layer_sizes=(4,), temperature=temperature, max_iter=30,
+                  random_state=0)
+    vi = FixedClassifier(inference="vi", **params).fit(X, y)
+    laplace = FixedClassifier(**params).fit(X, y)
+    assert len(starts) == 1
+    assert torch.equal(starts[0], flat_parameters(laplace.module_))
+    if temperature != "auto":
+        assert vi.temperature_ == temperature and vi.temperature_curve_ is None
