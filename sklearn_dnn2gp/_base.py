@@ -86,6 +86,12 @@ def _check_hidden_layer_sizes(sizes):
 
 
 
+# learning_rate_init='auto': Adam's and VI's step, except VI's with a full q, whose
+# step is an exact Gauss-Newton direction (no diagonal's overshoot to guard against).
+_LEARNING_RATE = 1e-2
+_FULL_VI_STEP = 3e-2
+
+
 class _Fit(NamedTuple):
     """One trained network with its posterior and evidence."""
 
@@ -123,13 +129,13 @@ class BaseDNN2GP(SelectionMixin, EvidenceMixin, GPViewMixin, BaseEstimator):
         "posterior": [StrOptions(POSTERIOR_OPTIONS)],
         "inference": [StrOptions({"laplace", "vi"})],
         "vi_method": [StrOptions({"vogn", "ogn"})],
-        "mc_samples": [Interval(Integral, 1, None, closed="left")],
+        "mc_samples": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "precision_rate": [Interval(Real, 0, 1, closed="right"), None],
         "initial_precision": [Interval(Real, 0, None, closed="left"), StrOptions({"auto"})],
         "callback": [callable, None],
         "solver": [StrOptions({"auto", "adam", "lbfgs"})],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
-        "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
+        "learning_rate_init": [Interval(Real, 0, None, closed="neither"), StrOptions({"auto"})],
         "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
@@ -186,7 +192,7 @@ class BaseDNN2GP(SelectionMixin, EvidenceMixin, GPViewMixin, BaseEstimator):
         if self.warm_start and same_architecture(getattr(self, "module_", None), module):
             # Start from the previous solution (e.g. a neighbouring prior_precision).
             set_flat_parameters(module, flat_parameters(self.module_).to(device, dtype))
-        training = dict(max_iter=self.max_iter, learning_rate=self.learning_rate_init,
+        training = dict(max_iter=self.max_iter, learning_rate=self._learning_rate(),
                         batch_size=batch_size, tol=self.tol,
                         n_iter_no_change=self.n_iter_no_change, generator=generator,
                         verbose=self.verbose)
@@ -285,15 +291,11 @@ class BaseDNN2GP(SelectionMixin, EvidenceMixin, GPViewMixin, BaseEstimator):
         first = next(module.parameters())
         training_prior = self._expand_prior(prior_precision, self._prior_groups, first)
         if inference == "vi":
-            # VI starts from the MAP at these hyperparameters, with S at its GGN
-            # (initial_precision='auto'): from a random start VOGN's noisy steps can
-            # settle in another basin than L-BFGS's (Snelson at delta 0.1: training
-            # RMSE 0.39 against the MAP's 0.28 on one seed in three), and a diagonal
-            # q's mean stays nearer the MAP's fit (red wine: test MSE within a
-            # paired standard error of the MAP's on 5 of 5 splits, against 3).
-            start = self._train_at(module, X_t, y_t, w_t, training, prior_precision,
-                                   likelihood, inference="laplace", warm=warm)
-            start.emit_warnings()
+            start = None
+            if self._vi_starts_at_map():
+                start = self._train_at(module, X_t, y_t, w_t, training, prior_precision,
+                                       likelihood, inference="laplace", warm=warm)
+                start.emit_warnings()
             temperature = self._vi_temperature(module, start, X_t, y_t, w_t)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -304,9 +306,10 @@ class BaseDNN2GP(SelectionMixin, EvidenceMixin, GPViewMixin, BaseEstimator):
                         module, likelihood, X_t, y_t, w_t, prior_precision=training_prior,
                         method=self.vi_method, structure=self._structure(),
                         beta=self._precision_rate(), initial_precision=self.initial_precision,
-                        mc_samples=self.mc_samples, momentum=self.momentum,
-                        callback=self.callback, temperature=temperature, warm=True,
-                        **training,
+                        mc_samples=self._vi_settings()[1], momentum=self.momentum,
+                        callback=self.callback, temperature=temperature,
+                        warm=start is not None,
+                        **{**training, "learning_rate": self._vi_settings()[0]},
                     )
                 else:
                     loss_curve, n_iter = train_map(
@@ -354,9 +357,19 @@ class BaseDNN2GP(SelectionMixin, EvidenceMixin, GPViewMixin, BaseEstimator):
         """What an estimator derives from the installed posterior and the training
         data (the classifier: its predictive's temperature)."""
 
+    def _vi_starts_at_map(self):
+        """Whether VI starts from the MAP at its hyperparameters (trained first),
+        ``q`` at its Laplace posterior: for a full ``q``, which from a random start
+        settled on a smoother fit than L-BFGS's on one Snelson seed in three
+        (``delta = 0.1``: training RMSE 0.39 against 0.28). Not for a diagonal
+        ``q``: from the MAP it stayed ~80 nats of ELBO short of where it got from
+        a random start (``make_gap_regression``), the mean field's optimum lying
+        far from the MAP."""
+        return self._structure() == "full"
+
     def _vi_temperature(self, module, start, X_t, y_t, w_t):
         """The temperature VI trains at (see ``train_vi``), given the MAP fit
-        ``start`` that VI starts from (the classifier's may be chosen on it)."""
+        ``start`` that VI starts from, or None (the classifier's may be chosen on it)."""
         return 1.0
 
     # ------------------------------------------------- hyperparameters by evidence
@@ -419,8 +432,21 @@ class BaseDNN2GP(SelectionMixin, EvidenceMixin, GPViewMixin, BaseEstimator):
             n_params, device, batch_rows=batch_rows,
             burn_in=lambda: burn_in_steps(self._precision_rate()))
 
+    def _learning_rate(self):
+        rate = self._fitted("learning_rate_init")
+        return _LEARNING_RATE if rate == "auto" else rate
+
+    def _vi_settings(self):
+        """VI's mean step ``alpha`` and ``mc_samples`` with 'auto' resolved: for a
+        full ``q`` 3e-2 and an antithetic pair, else 1e-2 and one draw (see the
+        parameters' docs)."""
+        full = self._structure() == "full"
+        rate, samples = self._fitted("learning_rate_init"), self._fitted("mc_samples")
+        return ((_FULL_VI_STEP if full else _LEARNING_RATE) if rate == "auto" else rate,
+                (2 if full else 1) if samples == "auto" else samples)
+
     def _precision_rate(self):
-        rate, beta = self._fitted("learning_rate_init"), self._fitted("precision_rate")
+        rate, beta = self._learning_rate(), self._fitted("precision_rate")
         beta = rate if beta is None else beta
         if not 0 < beta <= 1:
             raise ValueError(

@@ -157,9 +157,9 @@ class DNN2GPClassifier(ClassifierMixin, TemperatureMixin, BaseDNN2GP):
     def __init__(self, hidden_layer_sizes=(50,), activation="tanh", *, prior_precision="auto",
                  prior_structure="scalar", evidence_search="retrain",
                  link_approximation="meanfield", temperature="auto", link_samples=100,
-                 posterior="auto", inference="laplace", vi_method="vogn", mc_samples=1,
+                 posterior="auto", inference="laplace", vi_method="vogn", mc_samples="auto",
                  precision_rate=None, initial_precision="auto", solver="auto", max_iter=5000,
-                 learning_rate_init=1e-2, batch_size="auto", tol=1e-5, n_iter_no_change=10,
+                 learning_rate_init="auto", batch_size="auto", tol=1e-5, n_iter_no_change=10,
                  random_state=None, device="auto", dtype="float64", verbose=0, callback=None,
                  warm_start=False, n_threads="auto", subset_of_weights="all", module=None,
                  momentum=0.9):

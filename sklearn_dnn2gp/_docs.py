@@ -115,15 +115,16 @@ _INFERENCE = """\
         prior. Laplace only.
     inference : {'laplace', 'vi'}, default='laplace'
         ``'laplace'``: train to the MAP with ``solver``, then the Laplace-GGN
-        posterior ``N(w*, (G + delta I)^-1)``. ``'vi'``: the same MAP first,
-        then train from it with ``vi_method`` and keep its
-        ``q = N(mu, (S + delta I)^-1)``, where ``S`` is the exponential average
-        of the expected GGN. Starting at the MAP keeps VI in L-BFGS's basin:
-        from a random start VOGN's noisy steps settled on a smoother fit on
-        one Snelson seed in three at ``delta = 0.1`` (training RMSE 0.39
-        against 0.28), and a diagonal ``q``'s red-wine test MSE was within a
-        paired standard error of the MAP's on 3 of 5 splits, against 5 of 5
-        from the MAP (``benchmarks/bench_vi.py``); it costs one MAP training.
+        posterior ``N(w*, (G + delta I)^-1)``. ``'vi'``: train with ``vi_method``
+        and keep its ``q = N(mu, (S + delta I)^-1)``, where ``S`` is the
+        exponential average of the expected GGN. With a full ``q`` (and for
+        the classifier's ``temperature='auto'``) VI starts from the MAP at the
+        same hyperparameters, trained first with ``solver``: from a random
+        start VOGN settled on a smoother fit than L-BFGS's on one Snelson seed
+        in three at ``delta = 0.1`` (training RMSE 0.39 against 0.28). A
+        diagonal or K-FAC ``q`` starts from the initial weights: from the MAP
+        a diagonal ``q`` stayed about 80 nats of ELBO short of its optimum,
+        which lies far from the MAP.
     vi_method : {'vogn', 'ogn'}, default='vogn'
         With ``inference='vi'``: on each minibatch (scaled by
         ``N / batch size``) take the expected data gradient ``g`` and GGN
@@ -133,24 +134,30 @@ _INFERENCE = """\
         GGN), then ``S <- (1 - beta) S + beta G``, average ``g + delta mu``
         with ``momentum`` and step ``mu <- mu - alpha (S + delta I)^-1 m``
         with ``alpha = learning_rate_init`` (Osawa et al., 2019).
-    mc_samples : int, default=1
+    mc_samples : int or 'auto', default='auto'
         Draws from ``q`` per VOGN step, in antithetic pairs ``mu + z``,
         ``mu - z``: the part of the gradient linear in ``z`` cancels within a
-        pair. One draw per step is the default because a second one doubled
-        the cost of a fit without a consistently better fit on the wine and
-        digits benchmarks (``benchmarks/bench_vi.py``).
+        pair. ``'auto'``: one pair for a full ``q``, one draw otherwise. A
+        second draw doubled the cost of a fit without a consistently better fit
+        on the wine and digits benchmarks (diagonal ``q``); a full ``q`` is
+        chosen only where its steps are cheap, and at a small prior precision
+        its draws are far apart: on Snelson at ``delta = 0.1`` the pair, with
+        a full ``q``'s larger step (``learning_rate_init``), took the predictive
+        std in the gap from 1.32 to 1.68 times that on the data (mean of 3
+        seeds; Laplace 1.83, ``benchmarks/bench_vi.py``).
     precision_rate : float in (0, 1] or None, default=None
         The averaging rate ``beta`` of ``S``; None uses
-        ``learning_rate_init``, the natural-gradient step of the paper (the
+        ``learning_rate_init`` (``1e-2`` for ``'auto'``), the natural-gradient
+        step of the paper (the
         mean's and the precision's rates equal), for which a momentum-free
         step is exact inference in a GP (Theorem 2). ``S`` then averages the
         sampled GGNs of the last ``~1 / beta`` steps (100 by default), which
         smooths their Monte-Carlo noise.
     initial_precision : float or 'auto', default='auto'
         ``S`` at the start. ``'auto'``: the GGN of the full training set at
-        the MAP ``w_0`` that VI starts from (its diagonal for a diagonal
-        ``q``), so ``q`` starts at the Laplace posterior and the first steps
-        are damped Gauss-Newton steps on the data's own curvature scale; a
+        the weights ``w_0`` that VI starts from (its diagonal for a diagonal
+        ``q``; from a MAP, ``q`` starts at the Laplace posterior), so the first
+        steps are damped Gauss-Newton steps on the data's own curvature scale; a
         constant precision that is small against ``N / sigma^2`` lets the
         first steps overshoot. A float ``s``: ``q`` starts at
         ``N(w_0, (s + prior_precision)^-1 I)``.
@@ -158,7 +165,7 @@ _INFERENCE = """\
 
 _TRAINING = """\
     solver : {'auto', 'lbfgs', 'adam'}, default='auto'
-        Optimiser of the MAP objective (also under ``inference='vi'``, for the
+        Optimiser of the MAP objective (also under ``inference='vi'``, for a
         MAP that VI starts from). L-BFGS on the full batch reaches a
         stationary point, which is where the Laplace and GP views coincide;
         Adam takes minibatches of ``batch_size``. ``'auto'``: L-BFGS up to
@@ -166,9 +173,12 @@ _TRAINING = """\
     max_iter : int, default=5000
         Iterations of L-BFGS, or epochs of Adam or of VI (under
         ``inference='vi'`` it bounds the MAP's training and VI's epochs alike).
-    learning_rate_init : float, default=1e-2
+    learning_rate_init : float or 'auto', default='auto'
         Adam's step size, or VI's step ``alpha`` of the mean (unused by
-        L-BFGS). For VI, ``alpha = 1`` would be a full Gauss-Newton step; a
+        L-BFGS). ``'auto'``: ``1e-2``, and ``3e-2`` for VI with a full ``q``,
+        whose step is an exact damped Gauss-Newton step with none of the
+        diagonal's overshoot described next. For VI, ``alpha = 1`` would be a
+        full Gauss-Newton step; a
         diagonal precision overestimates such a step along directions where
         many weights move together (by a factor of 48-85, the largest
         eigenvalue of ``diag(G + delta)^-1 (G + delta)``, on the Snelson,
@@ -189,18 +199,26 @@ _TRAINING = """\
         (the gradient of the mean loss below ``tol``, as scikit-learn's MLP),
         or when an iteration changes the objective by less than ``1e-6`` of
         that (a stall); it warns only when it reaches ``max_iter`` first.
-        Adam and VI stop when the objective per unit of sample weight improves
-        by less than ``tol`` for ``n_iter_no_change`` epochs. VI's objective is
-        the negative ELBO, the data term at each step's samples (at the mean
-        for OGN) plus ``KL(q || p)``; its Monte-Carlo noise (tens of nats per
-        epoch on the benchmarks) is far above ``tol``, so the rule watches its
-        exponential average over about ``n_iter_no_change`` epochs, and the
-        first two plateaus divide the step size by 10 (which shrinks the
-        mean's jitter) before the third stops training. VI never stops before
-        ``(1 - beta)^t <= 1e-3`` after ``t`` steps, so that ``S`` has
-        forgotten ``initial_precision``.
+        Adam stops when the objective per unit of sample weight improves by
+        less than ``tol`` for ``n_iter_no_change`` epochs. VI's objective, the
+        negative ELBO at each step's samples (``loss_curve_``), has a
+        Monte-Carlo noise of tens of nats per epoch, so VI watches instead the
+        negative ELBO of the network linearised at the mean with ``S`` for its
+        GGN, ``sum_i l_i(mu) + delta/2 |mu|^2 + 1/2 log|(S + delta I) /
+        delta|``, whose noise is only the mean's jitter (a few nats on
+        Snelson), and finds a plateau where its least-squares slope over the
+        last ``4 * n_iter_no_change`` epochs is no significant decrease (above
+        ``-tol`` per unit of sample weight, or within two standard errors of
+        zero). The first two plateaus divide the step size by 10 (which
+        shrinks the mean's jitter; then the slope is taken over
+        ``n_iter_no_change`` epochs) before the third stops training. The
+        earlier rule, on the sampled objective's moving average, stopped
+        Snelson at ``delta = 0.1`` after about 400 epochs, 30-90 nats short of
+        a ten times longer run. VI never stops before ``(1 - beta)^t <= 1e-3``
+        after ``t`` steps, so that ``S`` has forgotten ``initial_precision``.
     n_iter_no_change : int, default=10
-        Patience of Adam's and VI's stopping rule.
+        Patience of Adam's stopping rule; VI's takes slopes over 4 and 1 times
+        as many epochs (see ``tol``).
     random_state : int, RandomState instance or None, default=None
         Seeds a local ``torch.Generator`` for the initial weights, the
         minibatch order and VOGN's samples; the global torch seed is never

@@ -30,9 +30,10 @@ class SelectionMixin:
 
         def train(warm, prior_precision, scale, trial):
             # Under VI the trials train MAPs (VI's evidence is the Laplace one at its
-            # mean) and the finalist one VI fit, from the MAP that _train_at trains
-            # first, warm-started like any trial.
-            restart = warm is None
+            # mean) and the finalist is one VI fit: from the initial weights, or from
+            # the MAP that _train_at trains first, warm-started like any trial.
+            restart = warm is None or (not trial and self.inference == "vi"
+                                       and not self._vi_starts_at_map())
             set_flat_parameters(module, initial if restart else warm.weights)
             return self._train_at(module, X_t, y_t, w_t,
                                   trial_training if trial else training, prior_precision,

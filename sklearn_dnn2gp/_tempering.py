@@ -38,6 +38,10 @@ class TemperatureMixin:
             return
         self._choose_temperature(X_t, y_t, w_t)
 
+    def _vi_starts_at_map(self):
+        # 'auto' chooses the temperature on that MAP's Laplace posterior.
+        return super()._vi_starts_at_map() or self._fixed_temperature() is None
+
     def _vi_temperature(self, module, start, X_t, y_t, w_t):
         """VI trains at the predictive's temperature. With ``'auto'`` it is chosen,
         as for Laplace, on the Laplace posterior of the MAP fit ``start`` that VI

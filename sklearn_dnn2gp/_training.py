@@ -61,40 +61,55 @@ def _minibatches(n, batch_size, generator, device):
         yield order[start:start + batch_size]
 
 
+def trend_is_flat(values, tol):
+    """Whether the least-squares slope of ``values`` (one per epoch) is no
+    significant decrease: above ``-tol``, or less than two standard errors
+    below zero, the errors from the residuals about the line."""
+    v = torch.as_tensor(values, dtype=torch.float64)
+    t = torch.arange(len(v), dtype=torch.float64)
+    t -= t.mean()
+    spread = float(t @ t)
+    slope = float(t @ (v - v.mean())) / spread
+    residual = v - v.mean() - slope * t
+    error = math.sqrt(float(residual @ residual) / (len(v) - 2) / spread)
+    return slope > -max(tol, 2 * error)
+
+
 def _run_epochs(run_epoch, *, max_iter, tol, total_weight, n_iter_no_change, learning_rate,
-                solver, name, verbose, burn_in=0, on_plateau=None, smoothing=None):
+                solver, name, verbose, burn_in=0, on_plateau=None, window=None):
     """Call ``run_epoch(epoch) -> objective`` until it stops improving.
 
     Shared by Adam and the VI optimisers. ``tol`` is on the objective per unit
     of sample weight, as scikit-learn's MLP uses a mean loss. Epochs up to
-    ``burn_in`` never count towards stopping. With ``smoothing`` (a rate in
-    (0, 1]) the rule watches the exponential average of a noisy objective
-    rather than its values. At a plateau ``on_plateau(epoch)`` may return True
-    to go on (e.g. with a smaller step size) instead of stopping.
+    ``burn_in`` never count towards stopping. ``run_epoch`` may return a pair:
+    the objective to record, and the one to watch. Without ``window`` a
+    plateau is ``n_iter_no_change`` epochs without an improvement of ``tol``;
+    with it, a slope that :func:`trend_is_flat` finds flat over the last
+    ``window`` epochs before the first plateau, ``n_iter_no_change`` after it
+    (the epochs since the last plateau). At a plateau ``on_plateau(epoch)``
+    may return True to go on (e.g. with a smaller step size) instead of stopping.
     """
-    loss_curve, best, stall = [], math.inf, 0
+    loss_curve, best, stall, recent = [], math.inf, 0, []
     progress = Progress(verbose, name, max_iter, "epoch")
-    monitor = None
     for epoch in range(1, max_iter + 1):
         loss = run_epoch(epoch)
-        if not math.isfinite(loss):
+        loss, watched = loss if isinstance(loss, tuple) else (loss, loss)
+        if not (math.isfinite(loss) and math.isfinite(watched)):
             raise _diverged(epoch, learning_rate, solver)
         loss_curve.append(loss)
         progress.update(epoch, loss)
-        if smoothing is None or monitor is None:
-            monitor = loss
+        if window is not None:
+            recent = (recent + [watched])[-window:]
+            plateau = (epoch > burn_in and len(recent) == window
+                       and trend_is_flat(recent, tol * total_weight))
         else:
-            monitor = (1 - smoothing) * monitor + smoothing * loss
-        if epoch <= burn_in:
-            stall = 0
-        elif monitor > best - tol * total_weight:
-            stall += 1
-        else:
-            stall = 0
-        best = min(best, monitor)
-        if stall >= n_iter_no_change:
+            stall = 0 if epoch <= burn_in or watched <= best - tol * total_weight else stall + 1
+            best = min(best, watched)
+            plateau = stall >= n_iter_no_change
+        if plateau:
+            recent, stall = [], 0
+            window = window and n_iter_no_change
             if on_plateau is not None and on_plateau(epoch):
-                stall = 0
                 continue
             break
     else:

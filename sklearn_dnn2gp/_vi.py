@@ -36,6 +36,9 @@ from .posteriors import FullPosterior, posterior_structure
 _FORGOTTEN = 1e-3
 # At a plateau the step size is divided by this, at most _ANNEALS times, before
 # training stops: the mean's Monte-Carlo jitter shrinks with the step size.
+# A plateau is a slope over WINDOW * n_iter_no_change epochs of the linearised
+# objective that is no significant decrease (see train_vi).
+WINDOW = 4
 _ANNEAL = 10.0
 _ANNEALS = 2
 
@@ -191,7 +194,7 @@ def vi_step(module, likelihood, X, y, weights, q, curvature, *, learning_rate, b
     return q, curvature, loss
 
 
-def kl_divergence(q):
+def kl_divergence(q, log_det_ratio=None):
     """``KL(q || p)`` for ``q = N(mu, (S + delta I)^-1)`` and the prior ``p = N(0, I / delta)``:
     ``1/2 (sum_j delta / (s_j + delta) - P + log|S + delta I| - P log delta) + delta/2 |mu|^2``
     with ``s_j`` the eigenvalues of ``S`` (its diagonal for a diagonal ``q``; for
@@ -209,7 +212,9 @@ def kl_divergence(q):
     else:
         s = q.curvature_scale * q.curvature_eigenvalues
         trace = float((delta / (s + delta)).sum()) - q.n_parameters
-    return 0.5 * (trace + float(q.log_det_ratio())) + 0.5 * delta * float(q.mean @ q.mean)
+    if log_det_ratio is None:
+        log_det_ratio = float(q.log_det_ratio())
+    return 0.5 * (trace + log_det_ratio) + 0.5 * delta * float(q.mean @ q.mean)
 
 
 def _step_size(learning_rate, momentum, step, annealed):
@@ -253,12 +258,18 @@ def train_vi(module, likelihood, X, y, weights, *, prior_precision, method, stru
 
     The objective of each epoch is that objective: the data term at the
     epoch's samples (at the mean for OGN) plus ``T KL(q || p) + (1 - T) delta/2
-    |mu|^2`` (the negative ELBO at ``T = 1``). VOGN's estimate
-    of it is noisy (by tens of nats per epoch on the benchmarks), so the
-    stopping rule, Adam's with ``tol`` and ``n_iter_no_change``, watches its
-    exponential average over about ``n_iter_no_change`` epochs, and a plateau
-    first divides the step size by 10, twice, so that the mean's Monte-Carlo
-    jitter (proportional to the step size) settles, before training stops.
+    |mu|^2`` (the negative ELBO at ``T = 1``); it is the loss curve. Its
+    Monte-Carlo noise is tens of nats per epoch on the benchmarks, so the
+    stopping rule watches the same objective for the network linearised at
+    ``mu`` with ``S`` for its GGN: ``E_q_T[sum_i l_i] ~ sum_i l_i(mu) + T/2
+    tr(S Sigma)``, and with ``tr((S + delta I) Sigma) = P`` the whole is
+    ``sum_i l_i(mu) + delta/2 |mu|^2 + T/2 log|(S + delta I) / delta|`` (one
+    forward pass per epoch; only the mean's jitter makes it noisy). A plateau
+    is a slope of it over ``WINDOW * n_iter_no_change`` epochs that is no
+    significant decrease (:func:`._training.trend_is_flat`); the first two
+    divide the step size by 10, so that the mean's Monte-Carlo jitter
+    (proportional to the step size) settles, with slopes over
+    ``n_iter_no_change`` epochs after them, before the third stops training.
     No plateau counts before the precision has forgotten its start:
     ``(1 - beta)^t <= 1e-3`` after ``t`` steps. The module is left at ``mu``.
 
@@ -298,10 +309,13 @@ def train_vi(module, likelihood, X, y, weights, *, prior_precision, method, stru
         if callback is not None:
             precision = structure.curvature_plus_identity(curvature, prior_precision, n_params)
             callback(VIState(epoch, q.mean.clone(), precision))
-        if temperature == 1:
-            return epoch_data + kl_divergence(q)
-        return (epoch_data + temperature * kl_divergence(q)
-                + (1 - temperature) * 0.5 * q.prior_precision * float(q.mean @ q.mean))
+        log_det_ratio = float(q.log_det_ratio())
+        penalty = 0.5 * q.prior_precision * float(q.mean @ q.mean)
+        sampled = epoch_data + temperature * kl_divergence(q, log_det_ratio) + (
+            0 if temperature == 1 else (1 - temperature) * penalty)
+        set_flat_parameters(module, q.mean)
+        at_mean = likelihood.total_loss(module, X, y, weights)
+        return sampled, at_mean + penalty + 0.5 * temperature * log_det_ratio
 
     def on_plateau(epoch):
         nonlocal annealed
@@ -321,7 +335,7 @@ def train_vi(module, likelihood, X, y, weights, *, prior_precision, method, stru
             run_epoch, max_iter=max_iter, tol=tol, total_weight=total_weight,
             n_iter_no_change=n_iter_no_change, learning_rate=learning_rate, solver="vi",
             name=name, verbose=verbose, burn_in=burn_in, on_plateau=on_plateau,
-            smoothing=2 / (n_iter_no_change + 1))
+            window=WINDOW * n_iter_no_change)
     finally:
         set_flat_parameters(module, q.mean)
     # At the mean, without the KL term: the MAP objective the network started from.

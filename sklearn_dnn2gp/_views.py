@@ -276,7 +276,7 @@ class GPViewMixin:
         ``m_t = mu_t - alpha delta V_t mu_t`` (``= (1 - beta) V_t Sigma_t^-1 mu_t``
         when ``alpha = beta``), ``y~_i = J_i mu_t - (alpha / beta) Lambda_i^+ r_i``
         and ``eps_i ~ N(0, (beta w_i Lambda_i)^-1)``. ``J``, ``r`` and
-        ``Lambda`` are taken at ``mu_t``; ``alpha`` is ``learning_rate_init``
+        ``Lambda`` are taken at ``mu_t``; ``alpha`` is VI's step (``learning_rate_init``)
         and ``beta`` the precision rate.
 
         With ``subset_size``, ``X``, ``y`` and ``sample_weight`` are subsampled
@@ -342,7 +342,7 @@ class GPViewMixin:
             f, J, self._known_targets(y, param.device), self.likelihood_,
             mean.to(param.device), precision.to(param.device),
             prior_precision=self.prior_precision_, beta=self._precision_rate(),
-            learning_rate=self._fitted("learning_rate_init"),
+            learning_rate=self._vi_settings()[0],
             weights=None if weights is None else weights.to(param.device),
         )
         gp = self._targets.gp_to_output(

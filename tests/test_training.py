@@ -71,3 +71,24 @@ def test_warm_started_adam_keeps_its_start_when_it_ends_above_it():
     assert full_objective(module, likelihood, X, y, None, 1.0) == before
     with pytest.warns(ConvergenceWarning, match="larger objective"):
         train_map(module, likelihood, X, y, None, solver="adam", learning_rate=0.5, **common)
+
+
+@pytest.mark.parametrize("slope, noise, flat", [
+    (-1.0, 0.5, False),   # a clear descent
+    (0.0, 0.5, True),     # noise about a constant
+    (-0.5e-3, 0.0, True),  # an exact descent slower than tol
+    (-2e-3, 0.0, False),   # an exact descent faster than tol
+    (-0.01, 3.0, True),   # a descent the noise hides over this window
+])
+def test_trend_is_flat_against_a_least_squares_fit(slope, noise, flat):
+    from scipy.stats import linregress
+
+    from sklearn_dnn2gp._training import trend_is_flat
+
+    t = np.arange(40.0)
+    values = 100 + slope * t + noise * np.random.RandomState(0).randn(40)
+    assert trend_is_flat(list(values), tol=1e-3) is flat
+    # The rule in scipy's terms: flat unless the slope is below both -tol and
+    # two standard errors below zero.
+    fit = linregress(t, values)
+    assert flat == (not (fit.slope < -1e-3 and fit.slope < -2 * fit.stderr))

@@ -98,3 +98,34 @@ def test_vi_starts_from_the_map_at_its_hyperparameters(moons, monkeypatch, tempe
     assert torch.equal(starts[0], flat_parameters(laplace.module_))
     if temperature != "auto":
         assert vi.temperature_ == temperature and vi.temperature_curve_ is None
+
+
+@pytest.mark.filterwarnings("ignore:.*reached max_iter:sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("posterior, temperature", [("full", 1.0), ("diag", 0.3),
+                                                    ("kron", 1.0)])
+def test_the_stopping_rule_watches_the_linearised_objective(moons, monkeypatch, posterior,
+                                                           temperature):
+    # What VI's rule watches: sum_i l_i(mu) + delta/2 |mu|^2 + T/2 log|(S + delta I)/delta|,
+    # checked after the last epoch against dense algebra on the final q.
+    import sklearn_dnn2gp._vi as vi_module
+
+    X, y = moons
+    seen = []
+    run_epochs = vi_module._run_epochs
+
+    def recording(run_epoch, **kwargs):
+        return run_epochs(lambda epoch: seen.append(run_epoch(epoch)) or seen[-1], **kwargs)
+
+    monkeypatch.setattr(vi_module, "_run_epochs", recording)
+    est = FixedClassifier(hidden_layer_sizes=(3,), inference="vi", posterior=posterior,
+                          temperature=temperature, max_iter=5, random_state=0).fit(X, y)
+    q, delta = est.posterior_, est.prior_precision_
+    logits = est.module_(torch.as_tensor(X))[:, 0]
+    data = float(torch.nn.functional.binary_cross_entropy_with_logits(
+        logits, torch.as_tensor(y, dtype=torch.float64), reduction="sum"))
+    precision = torch.linalg.inv(q.covariance())
+    log_det_ratio = float(torch.linalg.slogdet(precision / delta)[1])
+    expected = data + delta / 2 * float(q.mean @ q.mean) + temperature / 2 * log_det_ratio
+    sampled, watched = seen[-1]
+    assert watched == pytest.approx(expected, rel=1e-9)
+    assert len(seen) == est.n_iter_ and [s for s, _ in seen] == est.loss_curve_
