@@ -24,7 +24,7 @@ total, the script prints:
 * Digits (64-50-10 tanh, standardised, 70/30 split): test accuracy (target
   >= 0.97) and test NLL of VI's ``predict_proba`` against the MAP's plug-in
   softmax (target: at most 1.1x); VI's NLL with the plug-in softmax at its
-  mean is shown too. Wine and digits get a K-FAC ``q`` by default. For
+  mean is shown too. Wine and digits get a diagonal ``q`` by default. For
   reference (no target), the prior precision each 'auto' search chose, VI
   refitted at the Laplace fit's choice (the same hyperparameters), and VI with
   a K-FAC ``q`` (``posterior='kron'``, whose evidence is then K-FAC's too).

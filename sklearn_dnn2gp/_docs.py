@@ -97,17 +97,12 @@ _INFERENCE = """\
         expected to take at most 10 s over a default fit and its matrices a
         quarter of the memory (with the defaults up to about P = 450: the
         Snelson 1-32-1 network, not the 11-20-20-1 wine or 64-50-10 digits
-        ones), else ``'kron'`` for an MLP whose per-layer factorisations, two
-        per layer and step, are expected to take at most 10 s over a default
-        fit (the wine and digits networks, not two hidden layers of 256), else
-        ``'diag'``. A diagonal ``q`` is the mean-field optimum, not a Laplace
-        posterior: on small nonlinear networks it fits the training data less
-        closely than the MAP (Snelson, 1-32-1: training RMSE 0.54 against the
-        MAP's 0.44 and full VI's 0.45; red wine: test MSE within a paired
-        standard error of the MAP's on 3 of 5 splits, K-FAC's on 5 of 5) and
-        shows no in-between uncertainty, which full VI does; mean-field
-        Gaussians cannot show it in one-hidden-layer networks (Foong et al.,
-        2019).
+        ones), else ``'diag'``. A diagonal ``q`` is the mean-field optimum,
+        not a Laplace posterior: on small nonlinear networks it fits the
+        training data less closely than the MAP (Snelson, 1-32-1: training
+        RMSE 0.54 against the MAP's 0.44 and full VI's 0.45) and shows no
+        in-between uncertainty, which full VI does; mean-field Gaussians
+        cannot show it in one-hidden-layer networks (Foong et al., 2019).
     subset_of_weights : {'all', 'last_layer'}, default='all'
         Which weights the Laplace posterior is over. ``'last_layer'``: the
         output layer only, a Bayesian linear (or logistic / softmax) model on

@@ -11,7 +11,7 @@ import math
 import os
 import warnings
 
-from ._curvature import _mlp_structure, is_mlp
+from ._curvature import is_mlp
 
 # float64 everywhere the curvature and the posterior live.
 _BYTES = 8
@@ -227,23 +227,6 @@ def full_vi_is_comfortable(n_rows, batch_rows, n_params, burn_in_steps, device):
     return fits and seconds <= _AUTO_VI_SECONDS
 
 
-def kron_vi_step_seconds(module, batch_rows):
-    """Seconds of one K-FAC VOGN step's own work: per layer, its two factors from
-    the batch and their eigendecompositions (``a = inputs + 1``, ``g = outputs``)."""
-    linears, _ = _mlp_structure(module)
-    return sum(_EIGH_SECONDS * ((lin.in_features + 1) ** 3 + lin.out_features**3)
-               + _GEMM_SECONDS * batch_rows * ((lin.in_features + 1) ** 2 + lin.out_features**2)
-               for lin in linears)
-
-
-def kron_vi_is_comfortable(module, batch_rows, burn_in_steps):
-    """Whether ``posterior='auto'`` under VI should take a K-FAC ``q`` (an MLP that
-    a full ``q`` is too large for): the steps of a default fit stay within
-    ``_AUTO_VI_SECONDS`` of factorisations (wide layers make them cubic)."""
-    steps = _AUTO_VI_STEPS_PER_BURN_IN * max(burn_in_steps, 1)
-    return kron_vi_step_seconds(module, batch_rows) * steps <= _AUTO_VI_SECONDS
-
-
 _POSTERIOR_ADVICE = (
     "use posterior='kron' (K-FAC: per-layer factors) or 'diag' (linear in the number "
     "of parameters), a smaller network (hidden_layer_sizes) or fewer training points"
@@ -284,9 +267,7 @@ def choose_structure(posterior, inference, module, n_rows, n_params, device, *,
     while it is comfortable in memory and time, else K-FAC for an MLP and the
     diagonal for other networks; for VI a full ``q`` while its per-step P x P
     factorisations are comfortable (small networks: see ``full_vi_cost``; a
-    diagonal ``q`` cannot show in-between uncertainty), else K-FAC for an MLP whose
-    per-step factorisations are cheap (:func:`kron_vi_is_comfortable`), else the
-    diagonal.
+    diagonal ``q`` cannot show in-between uncertainty), else the diagonal.
     ``burn_in()`` gives VI's burn-in steps (called only when they matter)."""
     if inference == "vi" and posterior == "kron" and not is_mlp(module):
         # Before training: VI's K-FAC q needs the layers' factors at every step.
@@ -299,11 +280,6 @@ def choose_structure(posterior, inference, module, n_rows, n_params, device, *,
     if inference == "vi":
         if full_vi_is_comfortable(n_rows, batch_rows or n_rows, n_params, burn_in(), device):
             return "full"
-        # A K-FAC q as Laplace's 'auto' takes, where its per-step factorisations are
-        # cheap: a diagonal q's mean-field optimum underfits (red wine: test MSE
-        # within a paired SE of the MAP's on 3 of 5 splits, K-FAC on 5 of 5).
-        if is_mlp(module) and kron_vi_is_comfortable(module, batch_rows or n_rows, burn_in()):
-            return "kron"
         return "diag"
     if full_posterior_is_comfortable(n_rows, n_params, device):
         return "full"
