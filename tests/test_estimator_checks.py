@@ -5,8 +5,12 @@ from sklearn_dnn2gp import DNN2GPClassifier, DNN2GPRegressor
 
 
 def _expected_failed_checks(estimator):
-    # solver='auto' is L-BFGS on the checks' small data sets.
-    if estimator.inference == "laplace" and estimator.solver in ("lbfgs", "auto"):
+    # solver='auto' is L-BFGS on the checks' small data sets. The classifier's VI with
+    # temperature='auto' starts from the L-BFGS MAP that the temperature is chosen on.
+    vi_from_map = (estimator.inference == "vi" and getattr(estimator, "temperature", 1) == "auto"
+                   and estimator.link_approximation not in ("plugin", "bridge"))
+    if estimator.solver in ("lbfgs", "auto") and (estimator.inference == "laplace"
+                                                  or vi_from_map):
         # Not strict: whether the two end points happen to agree to 1e-7 depends on
         # the machine's rounding. Adam and VI take the same full-batch steps on the
         # same sums either way and are expected to pass.
