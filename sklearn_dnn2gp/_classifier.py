@@ -93,7 +93,7 @@ class DNN2GPClassifier(ClassifierMixin, TemperatureMixin, BaseDNN2GP):
         MAP), and the predictive uses that same tempered ``q``. ``'auto'``
         first trains the MAP at the same hyperparameters, chooses ``T`` on its
         Laplace posterior as above, and starts VI there. Why: at ``T = 1`` the
-        ELBO on digits prefers a mean whose plug-in NLL is 1.3-1.8x the MAP's
+        ELBO on digits prefers a mean whose plug-in NLL is 1.4-1.7x the MAP's
         (``benchmarks/bench_vi.py``), which no temperature of the predictive
         alone undoes.
     link_samples : int, default=100

@@ -213,7 +213,7 @@ _TRAINING = """\
         shrinks the mean's jitter; then the slope is taken over
         ``n_iter_no_change`` epochs) before the third stops training. The
         earlier rule, on the sampled objective's moving average, stopped
-        Snelson at ``delta = 0.1`` after about 400 epochs, 30-90 nats short of
+        Snelson at ``delta = 0.1`` after about 400 epochs, 29-54 nats short of
         a ten times longer run. VI never stops before ``(1 - beta)^t <= 1e-3``
         after ``t`` steps, so that ``S`` has forgotten ``initial_precision``.
     n_iter_no_change : int, default=10
