@@ -105,11 +105,14 @@ class _Fit(NamedTuple):
     prior_precision: float
     warnings: list
 
-    def emit_warnings(self):
-        """Raise the warnings its training recorded, once it is the fit kept."""
+    def emit_warnings(self, context=""):
+        """Raise the warnings its training recorded, once it is the fit kept, each
+        message after ``context``."""
         for caught in self.warnings:
-            warnings.warn_explicit(caught.message, caught.category, caught.filename,
-                                   caught.lineno)
+            message = caught.message
+            if context:
+                message = caught.category(f"{context}{message}")
+            warnings.warn_explicit(message, caught.category, caught.filename, caught.lineno)
 
 
 class BaseDNN2GP(SelectionMixin, EvidenceMixin, GPViewMixin, BaseEstimator):
@@ -295,7 +298,7 @@ class BaseDNN2GP(SelectionMixin, EvidenceMixin, GPViewMixin, BaseEstimator):
             if self._vi_starts_at_map():
                 start = self._train_at(module, X_t, y_t, w_t, training, prior_precision,
                                        likelihood, inference="laplace", warm=warm)
-                start.emit_warnings()
+                start.emit_warnings("The MAP that VI starts from: ")
             temperature = self._vi_temperature(module, start, X_t, y_t, w_t)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")

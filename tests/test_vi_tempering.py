@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 from sklearn.datasets import make_moons
+from sklearn.exceptions import ConvergenceWarning
 
 from sklearn_dnn2gp._network import flat_parameters
 from sklearn_dnn2gp._vi import antithetic_sample
@@ -129,3 +130,15 @@ def test_the_stopping_rule_watches_the_linearised_objective(moons, monkeypatch, 
     sampled, watched = seen[-1]
     assert watched == pytest.approx(expected, rel=1e-9)
     assert len(seen) == est.n_iter_ and [s for s, _ in seen] == est.loss_curve_
+
+
+def test_warnings_of_the_map_start_say_so(moons):
+    # A VI fit that trains a MAP first reports that training's warnings as the MAP's.
+    X, y = moons
+    with pytest.warns(ConvergenceWarning) as record:
+        FixedClassifier(hidden_layer_sizes=(4,), inference="vi", max_iter=3,
+                        random_state=0).fit(X, y)
+    messages = [str(w.message) for w in record]
+    assert any(m.startswith("The MAP that VI starts from: L-BFGS reached max_iter=3")
+               for m in messages)
+    assert any(m.startswith("VOGN reached max_iter=3") for m in messages)
