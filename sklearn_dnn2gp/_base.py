@@ -300,6 +300,7 @@ class BaseDNN2GP(SelectionMixin, EvidenceMixin, GPViewMixin, BaseEstimator):
                                        likelihood, inference="laplace", warm=warm)
                 start.emit_warnings("The MAP that VI starts from: ")
             temperature = self._vi_temperature(module, start, X_t, y_t, w_t)
+            step, mc_samples = self._vi_settings()
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             with phase(self.verbose, owner, f"training ({method}; {n_parameters(module):,} "
@@ -309,10 +310,9 @@ class BaseDNN2GP(SelectionMixin, EvidenceMixin, GPViewMixin, BaseEstimator):
                         module, likelihood, X_t, y_t, w_t, prior_precision=training_prior,
                         method=self.vi_method, structure=self._structure(),
                         beta=self._precision_rate(), initial_precision=self.initial_precision,
-                        mc_samples=self._vi_settings()[1], momentum=self.momentum,
+                        mc_samples=mc_samples, momentum=self.momentum,
                         callback=self.callback, temperature=temperature,
-                        warm=start is not None,
-                        **{**training, "learning_rate": self._vi_settings()[0]},
+                        warm=start is not None, **{**training, "learning_rate": step},
                     )
                 else:
                     loss_curve, n_iter = train_map(
@@ -444,9 +444,10 @@ class BaseDNN2GP(SelectionMixin, EvidenceMixin, GPViewMixin, BaseEstimator):
         full ``q`` 3e-2 and an antithetic pair, else 1e-2 and one draw (see the
         parameters' docs)."""
         full = self._structure() == "full"
-        rate, samples = self._fitted("learning_rate_init"), self._fitted("mc_samples")
-        return ((_FULL_VI_STEP if full else _LEARNING_RATE) if rate == "auto" else rate,
-                (2 if full else 1) if samples == "auto" else samples)
+        samples = self._fitted("mc_samples")
+        step = (_FULL_VI_STEP if full and self._fitted("learning_rate_init") == "auto"
+                else self._learning_rate())
+        return step, (2 if full else 1) if samples == "auto" else samples
 
     def _precision_rate(self):
         rate, beta = self._learning_rate(), self._fitted("precision_rate")

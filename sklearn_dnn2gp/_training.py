@@ -108,7 +108,8 @@ def _run_epochs(run_epoch, *, max_iter, tol, total_weight, n_iter_no_change, lea
             plateau = stall >= n_iter_no_change
         if plateau:
             recent, stall = [], 0
-            window = window and n_iter_no_change
+            if window is not None:
+                window = n_iter_no_change
             if on_plateau is not None and on_plateau(epoch):
                 continue
             break

@@ -16,6 +16,7 @@ from ._training import (
     _run_epochs,
     _total_weight,
     full_objective,
+    prior_penalty,
 )
 from .posteriors import FullPosterior, posterior_structure
 
@@ -310,12 +311,12 @@ def train_vi(module, likelihood, X, y, weights, *, prior_precision, method, stru
             precision = structure.curvature_plus_identity(curvature, prior_precision, n_params)
             callback(VIState(epoch, q.mean.clone(), precision))
         log_det_ratio = float(q.log_det_ratio())
-        penalty = 0.5 * q.prior_precision * float(q.mean @ q.mean)
-        sampled = epoch_data + temperature * kl_divergence(q, log_det_ratio) + (
-            0 if temperature == 1 else (1 - temperature) * penalty)
+        sampled = epoch_data + temperature * kl_divergence(q, log_det_ratio)
+        if temperature != 1:
+            sampled += (1 - temperature) * float(prior_penalty(q.prior_precision, q.mean))
         set_flat_parameters(module, q.mean)
-        at_mean = likelihood.total_loss(module, X, y, weights)
-        return sampled, at_mean + penalty + 0.5 * temperature * log_det_ratio
+        at_mean = full_objective(module, likelihood, X, y, weights, prior_precision)
+        return sampled, at_mean + 0.5 * temperature * log_det_ratio
 
     def on_plateau(epoch):
         nonlocal annealed
