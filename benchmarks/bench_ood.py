@@ -8,11 +8,14 @@ the script computes, on the test set, the test NLL, its ratio to the plug-in's
 (``softmax(f_{w*})``), ECE (10 bins) and accuracy, for
 
 * ``default``: ``predict_proba`` as it is, the mean-field link with the latent
-  covariance tempered at ``temperature_``, which ``fit`` chose from the training
-  set (:mod:`sklearn_dnn2gp._temperature`); ``--link`` sets another link for it;
+  covariance tempered at ``temperature_`` plus the residual GP's variance at
+  ``residual_scale_``, both chosen by ``fit`` from the training set
+  (:mod:`sklearn_dnn2gp._temperature`, :mod:`sklearn_dnn2gp._residual`); ``--link``
+  sets another link for it;
+* ``no residual``: the same network and temperature with ``residual_scale=0``;
 * ``probit T=1``: the probit link of the untempered posterior;
 * ``probit``, ``mc``: the probit and the Monte-Carlo link (100 draws) at the same
-  ``temperature_``;
+  ``temperature_`` and residual;
 * ``bridge``: the Laplace bridge (the same for every temperature);
 * ``plugin``: the MAP network's softmax;
 * ``MLPClassifier``: scikit-learn's, same split, default settings, ``max_iter=1000``;
@@ -26,9 +29,9 @@ digits and test digits times 10. Far away (moons): the mean maximum probability 
 ``X_test * 10``. Each number is the mean over the splits; ``max`` columns give the
 worst split of the NLL ratio.
 
-Also printed, for the first split: the temperature each split chose, the fit's
-time against a fit with ``temperature=0`` (no choice) in the same run (best of
-two each), and with
+Also printed: the temperature and residual scale each split chose, the first
+split's fit time against a fit with ``temperature=0, residual_scale=0`` (no
+choice) in the same run (best of two each), and with
 ``--grid`` the probit at fixed temperatures and the two criteria of the choice.
 
 Run: ``python benchmarks/bench_ood.py [--datasets digits moons ...]
@@ -124,10 +127,13 @@ def one_split(name, activation, split, grid, timing, link=None):
     model = make_pipeline(StandardScaler(), DNN2GPClassifier(
         random_state=0, activation=activation, **options))
     model.fit(X_train, y_train)
-    info = {"T": model[-1].temperature_}
+    info = {"T": model[-1].temperature_, "s": model[-1].residual_scale_}
+    # The same network (deterministic under random_state) without the residual.
+    bare = clone(model).set_params(dnn2gpclassifier__residual_scale=0.0).fit(X_train, y_train)
     if timing:
         # Best of two fits each, alternated, after the one above warmed up torch.
-        plain = clone(model).set_params(dnn2gpclassifier__temperature=0.0)
+        plain = clone(model).set_params(dnn2gpclassifier__temperature=0.0,
+                                        dnn2gpclassifier__residual_scale=0.0)
         times = {"auto": [], "plain": []}
         for _ in range(2):
             for key, estimator in (("plain", plain), ("auto", clone(model))):
@@ -144,6 +150,8 @@ def one_split(name, activation, split, grid, timing, link=None):
         "probit T=1": metrics(name, {k: probit_log_proba(*v) for k, v in latent.items()},
                               codes),
     }
+    rows["no residual"] = metrics(
+        name, {k: bare[-1].predict_log_proba(v) for k, v in sets.items()}, codes)
     for other in ("probit", "mc", "bridge", "plugin"):
         rows[other] = metrics(name, {k: clf.predict_log_proba(v, other) for k, v in sets.items()},
                               codes)
@@ -175,7 +183,8 @@ def run(name, activation, splits, grid, link=None):
         results.append(rows)
         infos.append(info)
     print(f"\n## {name}, {activation} ({splits} split{'s' * (splits > 1)}; chosen T "
-          + " ".join(f"{i['T']:.2g}" for i in infos)
+          + " ".join(f"{i['T']:.2g}" for i in infos) + "; residual scale "
+          + " ".join(f"{i['s']:.2g}" for i in infos)
           + f"; fit time with the choice / without {infos[0]['time ratio']:.2f})")
     extra = {"digits": ["noise", "shuffled", "x10"], "moons": ["far"]}.get(name, [])
     print(f"{'method':>15} {'NLL':>7} {'/plugin':>7} {'max':>6} {'ECE':>6} {'acc':>6} "
@@ -193,7 +202,8 @@ def run(name, activation, splits, grid, link=None):
                      "NLL": mean["nll"], "/plugin": np.mean(ratio), "max": np.max(ratio),
                      "ECE": mean["ece"], "acc": mean["acc"], **{k: mean[k] for k in extra}})
     run_info = {"data set": name, "activation": activation, "splits": splits,
-                "chosen T": [i["T"] for i in infos], "time ratio": infos[0]["time ratio"]}
+                "chosen T": [i["T"] for i in infos],
+                "residual scale": [i["s"] for i in infos], "time ratio": infos[0]["time ratio"]}
     if grid:
         curve = infos[0]["curve"]
         if curve is not None:

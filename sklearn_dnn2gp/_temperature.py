@@ -64,6 +64,12 @@ def _mean_nll(log_proba, codes, weights):
     return float((nll[finite] * weights[finite]).sum() / weights[finite].sum())
 
 
+def mean_nll(log_proba, y, likelihood, weights=None):
+    """The (weighted) mean NLL of targets ``y`` as ``likelihood`` takes them."""
+    codes = (y.long() if likelihood.binary else y).to(log_proba.device)
+    return _mean_nll(log_proba, codes, weights)
+
+
 def training_rows(n_rows, weights, random_state, device):
     """The training rows the choice reads, and the observations they stand for
     (sample weights count as repetitions, as in the training loss): at most

@@ -1,15 +1,19 @@
-"""The classifier's temperature: chosen on the training set for the predictive
-(the criteria are in :mod:`._temperature`), and under VI the temperature that VI
-trains at."""
+"""The classifier's predictive, chosen on the training set: its temperature (the
+criteria are in :mod:`._temperature`; under VI also the temperature VI trains at)
+and the scale of its residual GP (:mod:`._residual`)."""
 
 import warnings
 
+import numpy as np
 import torch
 
+from ._residual import SCALES as RESIDUAL_SCALES
+from ._residual import ResidualGP, add_residual, select_scale
 from ._temperature import (
     FALLBACK_TEMPERATURE,
     MIN_ROWS,
     TEMPERATURES,
+    mean_nll,
     select_temperature,
     temperature_criteria,
     training_rows,
@@ -18,7 +22,7 @@ from ._utils import to_numpy
 
 
 class TemperatureMixin:
-    """``temperature_`` and ``temperature_curve_`` for :class:`DNN2GPClassifier`."""
+    """``temperature_``, ``residual_scale_`` and their curves for :class:`DNN2GPClassifier`."""
 
     def _fixed_temperature(self):
         """The temperature when it is not chosen from data, else None."""
@@ -32,11 +36,16 @@ class TemperatureMixin:
         return None
 
     def _after_install(self, X_t, y_t, w_t):
-        """Choose the predictive's temperature on the installed posterior, unless VI
-        trained at one already (:meth:`_vi_temperature`)."""
-        if self.inference == "vi":
-            return
-        self._choose_temperature(X_t, y_t, w_t)
+        """Choose the predictive's temperature (unless VI trained at one already, see
+        :meth:`_vi_temperature`) and its residual on the installed posterior."""
+        temperature = self.inference != "vi"
+        residual = (self._fitted("residual_scale") == "auto"
+                    and self._fitted("link_approximation") != "plugin")
+        criteria = self._criterion_data(
+            X_t, y_t, w_t, (temperature and self._fixed_temperature() is None) or residual)
+        if temperature:
+            self._choose_temperature(criteria)
+        self._choose_residual(X_t, w_t, criteria)
 
     def _vi_starts_at_map(self):
         # 'auto' chooses the temperature on that MAP's Laplace posterior.
@@ -53,10 +62,33 @@ class TemperatureMixin:
         self._install(module, start)
         for p in module.parameters():
             p.requires_grad_(True)
-        self._choose_temperature(X_t, y_t, w_t)
+        self._choose_temperature(self._criterion_data(X_t, y_t, w_t, True))
         return self.temperature_
 
-    def _choose_temperature(self, X_t, y_t, w_t):
+    def _criterion_data(self, X_t, y_t, w_t, needed):
+        """What both choices read: the training rows (see :func:`training_rows`),
+        their latent means and covariances, targets and weights; ``rows`` None
+        (and no latents) below ``MIN_ROWS`` observations or where not ``needed``."""
+        data = {"rows": None, "n_observations": None}
+        if not needed:
+            return data
+        rows, data["n_observations"] = training_rows(
+            X_t.shape[0], w_t, self._fitted("random_state"), X_t.device)
+        if rows is None:
+            return data
+        f, var = self._latent(to_numpy(X_t[rows]))
+        targets = y_t[rows].to(f.device)
+        if self.likelihood_.binary:
+            targets = targets.to(torch.float64)
+        data.update(rows=rows, f=f, var=var, targets=targets,
+                    weights=None if w_t is None else w_t[rows].to(f.device, torch.float64))
+        return data
+
+    def _criterion_log_proba(self):
+        link = self._fitted("link_approximation")
+        return lambda f_, v_: self._log_proba(f_, v_, link)
+
+    def _choose_temperature(self, data):
         """Set ``temperature_`` (and ``temperature_curve_``) on the training set (see
         :mod:`._temperature`)."""
         self.temperature_curve_ = None
@@ -64,27 +96,18 @@ class TemperatureMixin:
         if fixed is not None:
             self.temperature_ = fixed
             return
-        rows, n_observations = training_rows(X_t.shape[0], w_t, self._fitted("random_state"),
-                                             X_t.device)
-        if rows is None:
+        if data["rows"] is None:
             warnings.warn(
                 f"temperature='auto' needs at least {MIN_ROWS} training rows (or sample "
                 "weights summing to that) to choose the predictive's temperature; got "
-                f"{n_observations:g}, so temperature_={FALLBACK_TEMPERATURE:g} is used. "
-                "Pass temperature= a number in [0, 1] to choose it yourself.",
-                UserWarning, stacklevel=7)
+                f"{data['n_observations']:g}, so temperature_={FALLBACK_TEMPERATURE:g} "
+                "is used (and no residual). Pass temperature= a number in [0, 1] to "
+                "choose it yourself.", UserWarning, stacklevel=7)
             self.temperature_ = FALLBACK_TEMPERATURE
             return
-        f, var = self._latent(to_numpy(X_t[rows]))
-        device = f.device
-        weights = None if w_t is None else w_t[rows].to(device, torch.float64)
-        targets = y_t[rows].to(device)
-        if self.likelihood_.binary:
-            targets = targets.to(torch.float64)
-        link = self._fitted("link_approximation")
         loo, fit = temperature_criteria(
-            f, var, targets, self.likelihood_, lambda f_, v_: self._log_proba(f_, v_, link),
-            TEMPERATURES, weights)
+            data["f"], data["var"], data["targets"], self.likelihood_,
+            self._criterion_log_proba(), TEMPERATURES, data["weights"])
         chosen = select_temperature(TEMPERATURES, loo, fit)
         if chosen is None:
             warnings.warn(
@@ -95,3 +118,32 @@ class TemperatureMixin:
         self.temperature_ = chosen
         self.temperature_curve_ = {"temperature": TEMPERATURES.copy(), "loo_nll": loo,
                                    "fit_nll": fit}
+
+    def _choose_residual(self, X_t, w_t, data):
+        """Set ``residual_scale_`` (and ``residual_curve_``) and the residual GP the
+        predictive adds (see :mod:`._residual`)."""
+        self.residual_scale_, self.residual_curve_, self._residual = 0.0, None, None
+        scale = self._fitted("residual_scale")
+        if self._fitted("link_approximation") == "plugin" or scale == 0:
+            return
+        if scale == "auto" and data["rows"] is None:
+            return
+        rows = data["rows"]
+        if rows is None:  # a fixed scale on a few rows: condition on all of them
+            rows = torch.arange(X_t.shape[0], device=X_t.device)
+            rows = rows if w_t is None else rows[w_t > 0]
+        residual = ResidualGP(X_t.to(torch.float64), X_t[rows].to(torch.float64),
+                              None if w_t is None else w_t.to(torch.float64),
+                              None if w_t is None else w_t[rows].to(torch.float64))
+        if scale == "auto":
+            loo = residual.leave_one_out_variance().to(data["f"].device)
+            nll = np.array([
+                mean_nll(self._criterion_log_proba()(
+                    data["f"], add_residual(data["var"] * self.temperature_, s * loo)),
+                    data["targets"], self.likelihood_, data["weights"])
+                for s in RESIDUAL_SCALES])
+            scale = select_scale(RESIDUAL_SCALES, nll)
+            self.residual_curve_ = {"scale": RESIDUAL_SCALES.copy(), "fit_nll": nll}
+        self.residual_scale_ = float(scale)
+        if self.residual_scale_ > 0:
+            self._residual = residual

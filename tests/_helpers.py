@@ -390,3 +390,15 @@ def _check_classifier(family, clf, fitted_on, X_eval, eval_name, scales):
         _check_outputs(family, f"{fixed}.predict_uncertainty({where})",
                        lambda X_s=X_s: clf.predict_uncertainty(X_s),
                        ("nonnegative", "nonnegative"))
+
+
+def predictive_covariance(clf, X):
+    """The latent covariance a fitted classifier's links see, from its parts: the
+    GP view's ``J Sigma J^T`` at ``temperature_`` plus the residual GP's variance
+    on each logit."""
+    _, var = clf.predict_latent(X)
+    var = var * clf.temperature_
+    if clf.residual_scale_ > 0:
+        residual = clf._residual.variance(torch.as_tensor(X)).numpy()
+        var = var + clf.residual_scale_ * residual[:, None, None] * np.eye(var.shape[-1])
+    return var
