@@ -53,17 +53,6 @@ def test_kernel_is_that_of_infinitely_many_relu_features():
                                rtol=1e-14)
 
 
-def test_kernel_blocks_do_not_change_it(monkeypatch):
-    import sklearn_dnn2gp._residual as residual
-
-    gen = torch.Generator().manual_seed(0)
-    A = torch.randn(37, 6, generator=gen, dtype=torch.float64)
-    B = torch.randn(11, 6, generator=gen, dtype=torch.float64)
-    whole = spline_kernel(A, B)
-    monkeypatch.setattr(residual, "_BLOCK", 100)  # one row of A at a time
-    np.testing.assert_array_equal(spline_kernel(A, B).numpy(), whole.numpy())
-
-
 def test_leave_one_out_is_the_gp_conditioned_on_the_other_rows():
     gen = torch.Generator().manual_seed(1)
     X = torch.randn(25, 3, generator=gen, dtype=torch.float64) * 2 + 1
@@ -107,6 +96,19 @@ def test_weights_are_repeated_rows():
     # A fractional weight leaves that fraction out: still a finite, positive variance.
     loo = weighted.leave_one_out_variance().numpy()
     assert np.isfinite(loo).all() and (loo > 0).all()
+
+
+def test_blocks_of_rows_do_not_change_the_variance(monkeypatch):
+    import sklearn_dnn2gp._residual as residual
+
+    gen = torch.Generator().manual_seed(3)
+    X = torch.randn(30, 4, generator=gen, dtype=torch.float64)
+    gp = ResidualGP(X, X[:20])
+    new = torch.randn(47, 4, generator=gen, dtype=torch.float64) * 2
+    whole = gp.variance(new)
+    monkeypatch.setattr(residual, "_BLOCK", 60)  # three rows at a time
+    np.testing.assert_allclose(gp.variance(new).numpy(), whole.numpy(), rtol=1e-12)
+    assert gp.variance(new[:0]).shape == (0,)
 
 
 def test_variance_is_small_on_the_data_and_the_prior_far_away():
