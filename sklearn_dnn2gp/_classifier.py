@@ -80,8 +80,8 @@ class DNN2GPClassifier(ClassifierMixin, TemperatureMixin, BaseDNN2GP):
         point) stays within a factor 1.01 of its minimum, and the largest ``T``
         up to which the NLL of the training labels stays within a factor 1.05 of
         the plug-in's; at least 1e-4 (:mod:`sklearn_dnn2gp._temperature` says
-        why both). It uses at most 500 training rows (a random subset) and added
-        15 %% to a default fit on digits, 3-4 %% on breast_cancer and moons.
+        why both). It uses at most 500 training rows, and 2,500 rows times
+        classes (a random subset).
         With fewer than 20 rows (or sample weights summing to less) it takes
         1e-3 and warns. The chosen value is ``temperature_``; on the benchmark
         data (``benchmarks/bench_ood.py``) it lay between 3e-4 (digits, wine)

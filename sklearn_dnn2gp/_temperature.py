@@ -48,6 +48,11 @@ FALLBACK_TEMPERATURE = 1e-3
 #: their latent covariances cost ``O(rows K P^2)``, and with 500 the choice added 15 %
 #: to a default fit on digits.
 MAX_ROWS = 500
+#: ... and at most this many rows times outputs (K), but at least ``5 MIN_ROWS`` rows.
+#: On digits (K = 10: 250 rows) the temperature, the residual and their test NLL,
+#: ECE and AUROCs stayed within the splits' spread of those at 500 rows (5 splits of
+#: ``benchmarks/bench_ood.py``), and the choice's cost fell from 21 % to 10 %.
+MAX_ROW_OUTPUTS = 2500
 
 
 def _mean_nll(log_proba, codes, weights):
@@ -70,21 +75,22 @@ def mean_nll(log_proba, y, likelihood, weights=None):
     return _mean_nll(log_proba, codes, weights)
 
 
-def training_rows(n_rows, weights, random_state, device):
+def training_rows(n_rows, weights, random_state, device, n_outputs=1):
     """The training rows the choice reads, and the observations they stand for
     (sample weights count as repetitions, as in the training loss): at most
-    ``MAX_ROWS`` of the rows of positive weight, a random subset under
-    ``random_state``; rows None when there are fewer than ``MIN_ROWS``
-    observations."""
+    ``MAX_ROWS`` (and ``MAX_ROW_OUTPUTS / n_outputs``) of the rows of positive
+    weight, a random subset under ``random_state``; rows None when there are
+    fewer than ``MIN_ROWS`` observations."""
+    limit = min(MAX_ROWS, max(5 * MIN_ROWS, MAX_ROW_OUTPUTS // n_outputs))
     rows = torch.arange(n_rows, device=device)
     n_observations = len(rows) if weights is None else float(weights.sum())
     if weights is not None:
         rows = rows[weights > 0]
     if n_observations < MIN_ROWS:
         return None, n_observations
-    if len(rows) > MAX_ROWS:
+    if len(rows) > limit:
         generator = make_generator(random_state)
-        pick = torch.randperm(len(rows), generator=generator)[:MAX_ROWS]
+        pick = torch.randperm(len(rows), generator=generator)[:limit]
         rows = rows[pick.to(rows.device)]
     return rows, n_observations
 

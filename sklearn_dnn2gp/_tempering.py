@@ -73,7 +73,7 @@ class TemperatureMixin:
         if not needed:
             return data
         rows, data["n_observations"] = training_rows(
-            X_t.shape[0], w_t, self._fitted("random_state"), X_t.device)
+            X_t.shape[0], w_t, self._fitted("random_state"), X_t.device, self._n_outputs)
         if rows is None:
             return data
         f, var = self._latent(to_numpy(X_t[rows]))

@@ -474,9 +474,16 @@ def test_function_space_posterior_factorises_only_what_is_asked():
     mean = torch.randn(50, generator=gen, dtype=torch.float64)
     v = torch.randn(50, generator=gen, dtype=torch.float64)
     lazy = FullPosterior.from_whitened_jacobian(mean, M, 0.7).with_hyperparameters(0.7, 1.3)
+    J = torch.randn(6, 3, 50, generator=gen, dtype=torch.float64)
     log_det, product = lazy.log_det_ratio(), lazy.covariance_product(v)
+    variance = lazy.functional_variance(J)
     assert not lazy.has_spectrum
     precision = 1.3 * M.T @ M + 0.7 * torch.eye(50, dtype=torch.float64)
+    # Woodbury's difference of J J^T / delta and a term as large as the data make it:
+    # with |M| ~ sqrt(50) the two are within ~10x of each other here, so round-off
+    # stays ~1e-14 relative.
+    dense = J @ torch.linalg.solve(precision, J.reshape(-1, 50).T).T.reshape(6, 3, 50).mT
+    np.testing.assert_allclose(variance.numpy(), dense.numpy(), rtol=1e-10)
     expected = torch.linalg.slogdet(precision)[1] - 50 * math.log(0.7)
     assert float(log_det) == pytest.approx(float(expected), rel=1e-12)
     np.testing.assert_allclose(product.numpy(), torch.linalg.solve(precision, v).numpy(),
