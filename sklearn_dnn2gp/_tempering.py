@@ -129,7 +129,11 @@ class TemperatureMixin:
         if scale == "auto" and data["rows"] is None:
             return
         rows = data["rows"]
-        if rows is None:  # a fixed scale on a few rows: condition on all of them
+        if rows is None:
+            # A fixed scale: the same subset, or on a few rows all of them.
+            rows, _ = training_rows(X_t.shape[0], w_t, self._fitted("random_state"),
+                                    X_t.device, self._n_outputs)
+        if rows is None:
             rows = torch.arange(X_t.shape[0], device=X_t.device)
             rows = rows if w_t is None else rows[w_t > 0]
         residual = ResidualGP(X_t.to(torch.float64), X_t[rows].to(torch.float64),

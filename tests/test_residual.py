@@ -227,6 +227,19 @@ def test_too_few_rows_take_no_residual_but_a_fixed_scale_applies():
     assert np.isfinite(fixed.predict_proba(X * 100)).all()
 
 
+def test_a_fixed_scale_conditions_on_the_same_subset_of_rows(moons, monkeypatch):
+    import sklearn_dnn2gp._temperature as temperature_module
+
+    X, y = moons
+    monkeypatch.setattr(temperature_module, "MAX_ROWS", 30)
+    fixed = DNN2GPClassifier(hidden_layer_sizes=(5,), temperature=0.01, residual_scale=2.0,
+                             random_state=0).fit(X, y)
+    auto = DNN2GPClassifier(hidden_layer_sizes=(5,), random_state=0).fit(X, y)
+    assert fixed._residual.inputs.shape == (30, 2)
+    np.testing.assert_array_equal(fixed._residual.inputs.numpy(),
+                                  auto._residual.inputs.numpy())
+
+
 @pytest.mark.parametrize("value", [-1.0, "big", None])
 def test_bad_residual_scale_is_refused(moons, value):
     X, y = moons
