@@ -13,8 +13,7 @@ from sklearn.utils.validation import check_is_fitted, column_or_1d
 from ._base import BaseDNN2GP, scoped_threads
 from ._docs import fill_shared_parameters
 from ._likelihoods import Bernoulli, Categorical, NoHyperparameters
-from ._links import LINKS, infinite_rows, probit_scaled_logits, psd_sqrt
-from ._residual import add_residual
+from ._links import LINKS, label_uncertainty, probit_scaled_logits
 from ._resources import check_memory
 from ._targets import SameUnits
 from ._tempering import TemperatureMixin
@@ -147,7 +146,7 @@ class DNN2GPClassifier(ClassifierMixin, TemperatureMixin, BaseDNN2GP):
     n_outputs_ : int
         Network outputs: 1 (one logit) for two classes, else one per class.
     n_features_in_ : int
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
 
     See Also
     --------
@@ -258,18 +257,6 @@ class DNN2GPClassifier(ClassifierMixin, TemperatureMixin, BaseDNN2GP):
     def _theta_names(self):
         return self._prior_theta_names()
 
-    def _predictive_latent(self, X):
-        """The logits' Gaussian that the links see: the posterior tempered at
-        ``temperature_`` (covariance ``temperature_ * J Sigma J^T``), plus the
-        residual GP's variance on each logit."""
-        f, var = self._latent(X)
-        var = var * self.temperature_
-        residual = getattr(self, "_residual", None)
-        if residual is None:
-            return f, var
-        return f, add_residual(var, self.residual_scale_ * residual.variance(
-            torch.as_tensor(X).to(residual.inputs.device)))
-
     def _code_tensor(self, codes, dtype, device):
         """Class codes as the likelihood takes them (Bernoulli: 0/1 floats)."""
         if len(self.classes_) == 2:
@@ -331,6 +318,10 @@ class DNN2GPClassifier(ClassifierMixin, TemperatureMixin, BaseDNN2GP):
         ``'meanfield'``, ``'bridge'`` and ``'mc'``. :meth:`predict_latent` gives the raw logits
         and their covariance.
 
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
         Returns
         -------
         scores : ndarray of shape (n_samples,) for two classes (the positive
@@ -358,6 +349,14 @@ class DNN2GPClassifier(ClassifierMixin, TemperatureMixin, BaseDNN2GP):
         With ``link_approximation='probit'`` (or the others) the epistemic
         variance of each logit can change the multiclass decision, so the
         prediction follows the predictive probabilities, not the raw logits.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        y : ndarray of shape (n_samples,)
         """
         scores = self.decision_function(X)
         index = (scores > 0).astype(int) if scores.ndim == 1 else scores.argmax(1)
@@ -436,6 +435,10 @@ class DNN2GPClassifier(ClassifierMixin, TemperatureMixin, BaseDNN2GP):
     def predict_latent(self, X):
         """The GP posterior of the logits: mean ``f_{w*}(x)`` and covariance ``J Sigma J^T``.
 
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
         Returns
         -------
         mean : ndarray of shape (n_samples, n_outputs)
@@ -449,8 +452,20 @@ class DNN2GPClassifier(ClassifierMixin, TemperatureMixin, BaseDNN2GP):
 
     @scoped_threads
     def predict_log_proba(self, X, link_approximation=None):
-        """Logarithm of :meth:`predict_proba`, computed in log space (finite even
-        where a probability underflows to 0)."""
+        """Logarithm of :meth:`predict_proba`, computed in log space.
+
+        Finite even where a probability underflows to 0.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        link_approximation : str, default=None
+            As for :meth:`predict_proba`.
+
+        Returns
+        -------
+        log_proba : ndarray of shape (n_samples, n_classes)
+        """
         return self._predict_log_proba(X, link_approximation)
 
     @scoped_threads
@@ -468,6 +483,10 @@ class DNN2GPClassifier(ClassifierMixin, TemperatureMixin, BaseDNN2GP):
         largest variance a probability can have, where the linearisation
         overshoots (far from the data, or with a tiny ``prior_precision``).
 
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
         Returns
         -------
         epistemic : ndarray of shape (n_samples, n_classes)
@@ -476,17 +495,5 @@ class DNN2GPClassifier(ClassifierMixin, TemperatureMixin, BaseDNN2GP):
         check_is_fitted(self)
         X = self._validate_X(X)
         f, var = self._predictive_latent(X)
-        lam = self.likelihood_.precision(f)
-        # diag(Lambda V Lambda) as row norms of Lambda V^1/2: not below 0 where round-off
-        # leaves V slightly indefinite (float32 with a tiny prior precision gave -32).
-        # Eq. 48 is the first-order term of Var_f[p_k(f)], which no probability's
-        # variance exceeds 1/4; far from the data the linearisation can, and is capped.
-        infinite = infinite_rows(var)
-        var = torch.where(infinite[:, None, None], torch.zeros_like(var), var)
-        epistemic = ((lam @ psd_sqrt(var)) ** 2).sum(-1).clamp(max=0.25)
-        # An overflowed latent variance is the cap's limit.
-        epistemic = torch.where(infinite[:, None], torch.full_like(epistemic, 0.25), epistemic)
-        aleatoric = torch.diagonal(lam, dim1=1, dim2=2)
-        if f.shape[1] == 1:  # both classes of a Bernoulli share its variance
-            epistemic, aleatoric = epistemic.expand(-1, 2), aleatoric.expand(-1, 2)
+        epistemic, aleatoric = label_uncertainty(self.likelihood_.precision(f), var)
         return to_numpy(epistemic), to_numpy(aleatoric)

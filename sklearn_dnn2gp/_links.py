@@ -105,3 +105,22 @@ def log_class_probabilities(f, var, link, *, n_samples=100, generator=None, bina
         log_p = _monte_carlo(f, var, n_samples, generator)
     return torch.where(infinite[:, None], torch.full_like(log_p, -math.log(f.shape[1])),
                        log_p)
+
+
+def label_uncertainty(lam, var):
+    """The diagonals of Eq. 48's two terms of the one-hot labels' covariance,
+    ``Cov[y*] = Lambda + Lambda V Lambda``: epistemic and aleatoric, each (n, classes),
+    from the likelihood's ``Lambda`` (n, K, K) and the latent covariance ``V``."""
+    # diag(Lambda V Lambda) as row norms of Lambda V^1/2: not below 0 where round-off
+    # leaves V slightly indefinite (float32 with a tiny prior precision gave -32).
+    # Eq. 48 is the first-order term of Var_f[p_k(f)], which no probability's
+    # variance exceeds 1/4; far from the data the linearisation can, and is capped.
+    infinite = infinite_rows(var)
+    var = torch.where(infinite[:, None, None], torch.zeros_like(var), var)
+    epistemic = ((lam @ psd_sqrt(var)) ** 2).sum(-1).clamp(max=0.25)
+    # An overflowed latent variance is the cap's limit.
+    epistemic = torch.where(infinite[:, None], torch.full_like(epistemic, 0.25), epistemic)
+    aleatoric = torch.diagonal(lam, dim1=1, dim2=2)
+    if lam.shape[1] == 1:  # both classes of a Bernoulli share its variance
+        epistemic, aleatoric = epistemic.expand(-1, 2), aleatoric.expand(-1, 2)
+    return epistemic, aleatoric

@@ -24,6 +24,18 @@ from ._utils import to_numpy
 class TemperatureMixin:
     """``temperature_``, ``residual_scale_`` and their curves for :class:`DNN2GPClassifier`."""
 
+    def _predictive_latent(self, X):
+        """The logits' Gaussian that the links see: the posterior tempered at
+        ``temperature_`` (covariance ``temperature_ * J Sigma J^T``), plus the
+        residual GP's variance on each logit."""
+        f, var = self._latent(X)
+        var = var * self.temperature_
+        residual = getattr(self, "_residual", None)
+        if residual is None:
+            return f, var
+        return f, add_residual(var, self.residual_scale_ * residual.variance(
+            torch.as_tensor(X).to(residual.inputs.device)))
+
     def _fixed_temperature(self):
         """The temperature when it is not chosen from data, else None."""
         temperature = self._fitted("temperature")

@@ -188,7 +188,7 @@ class EvidenceSearchCV(MetaEstimatorMixin, BaseEstimator):
     n_features_in_ : int
         Number of features seen by ``best_estimator_``.
 
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of features seen by ``best_estimator_``, when it has them.
 
     classes_ : ndarray of shape (n_classes,)
