@@ -20,6 +20,9 @@ setup(
         "test": ["pytest>=7", "pandas>=2.0", "matplotlib>=3.7", "hypothesis>=6"],
         # For the Dask test of the evidence search (a slow test).
         "dask": ["dask[distributed]>=2024.1"],
+        # The documentation site: python -m sphinx -W -b html docs docs/_build/html
+        "docs": ["sphinx>=7", "numpydoc>=1.6", "sphinx-gallery>=0.15",
+                 "pydata-sphinx-theme>=0.15", "matplotlib>=3.7"],
         # Only for benchmarks/bench_laplace_torch.py (a comparison, not a dependency).
         "bench": ["laplace-torch>=0.3"],
     },

@@ -1,0 +1,49 @@
+"""Sphinx configuration of sklearn-dnn2gp's documentation (``pip install -e
+".[docs]"``, then ``python -m sphinx -W -b html docs docs/_build/html``)."""
+
+project = "sklearn-dnn2gp"
+author = "The sklearn-dnn2gp developers"
+copyright = "2026, " + author
+release = version = "0.1.0"
+
+extensions = [
+    "sphinx.ext.autodoc",
+    "sphinx.ext.autosummary",
+    "sphinx.ext.mathjax",
+    "numpydoc",
+]
+
+# The API pages are generated from the docstrings, one page per public name.
+autosummary_generate = True
+autodoc_default_options = {"members": True, "inherited-members": False}
+# autodoc documents the methods (docs/_templates/autosummary/class.rst); numpydoc's
+# own member tables would list them twice.
+numpydoc_show_class_members = False
+numpydoc_class_members_toctree = False
+numpydoc_xref_param_type = False
+
+templates_path = ["_templates"]
+exclude_patterns = ["_build", "api/generated/*.examples"]
+html_theme = "pydata_sphinx_theme"
+html_title = f"sklearn-dnn2gp {version}"
+html_theme_options = {"navigation_with_keys": False}
+
+# numpydoc checks every documented object's docstring at build time; with -W a
+# failure stops the build. PR01/PR02: parameters missing from or unknown to
+# "Parameters"; GL08: no docstring; SS01-SS03: the summary line; RT02: a bare
+# return type; GL02/GL03: stray blank lines.
+numpydoc_validation_checks = {"PR01", "PR02", "GL08", "SS01", "SS02", "SS03", "GL02",
+                              "GL03"}
+
+# The gallery: every examples/plot_*.py runs at build time and is rendered with its
+# output and figures; the other scripts in examples/ are not part of it.
+extensions.append("sphinx_gallery.gen_gallery")
+sphinx_gallery_conf = {
+    "examples_dirs": "../examples",
+    "gallery_dirs": "auto_examples",
+    "filename_pattern": r"/plot_",
+    "ignore_pattern": r"^(?!plot_)",
+    "download_all_examples": False,
+    "remove_config_comments": True,
+    "within_subsection_order": "FileNameSortKey",
+}
