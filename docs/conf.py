@@ -1,5 +1,7 @@
 """Sphinx configuration of sklearn-dnn2gp's documentation (``pip install -e
-".[docs]"``, then ``python -m sphinx -W -b html docs docs/_build/html``)."""
+".[docs]"``, then ``python -m sphinx -W -b html docs docs/_build/html``).
+
+Math renders with MathJax from its CDN when the pages are viewed online."""
 
 project = "sklearn-dnn2gp"
 author = "The sklearn-dnn2gp developers"
@@ -47,3 +49,4 @@ sphinx_gallery_conf = {
     "remove_config_comments": True,
     "within_subsection_order": "FileNameSortKey",
 }
+
