@@ -105,9 +105,13 @@ def _is_number(word):
 
 
 @pytest.mark.slow
-def test_toy_classification_gp_view_quick(tmp_path, capsys, monkeypatch):
-    out = _quick_run("toy_classification_gp_view", tmp_path, capsys, monkeypatch)
-    line = next(x for x in out.splitlines() if x.startswith("GP view on a"))
+def test_gallery_toy_classification_gp_view(tmp_path):
+    pytest.importorskip("matplotlib")
+    figure = tmp_path / "toy.png"
+    out = _run("examples/plot_toy_classification_gp_view.py",
+               env={"DNN2GP_FIGURE": str(figure), "MPLBACKEND": "Agg"})
+    assert figure.stat().st_size > 10_000 and "time taken:" in out
+    line = next(x for x in out.splitlines() if x.startswith("GP view on an"))
     # Theorem 1: the GP's std is the logit's posterior std, to round-off.
     assert _numbers(line.split("std")[-1])[-1] < 1e-6
     assert "kernel J J^T / delta: mean" in out
