@@ -130,8 +130,12 @@ def test_snelson_in_between_quick(tmp_path, capsys, monkeypatch):
 
 
 @pytest.mark.slow
-def test_digits_kernel_quick(tmp_path, capsys, monkeypatch):
-    out = _quick_run("digits_kernel", tmp_path, capsys, monkeypatch)
+def test_gallery_digits_kernel(tmp_path):
+    pytest.importorskip("matplotlib")
+    figure = tmp_path / "digits_kernel.png"
+    out = _run("examples/plot_digits_kernel.py",
+               env={"DNN2GP_FIGURE": str(figure), "MPLBACKEND": "Agg"})
+    assert figure.stat().st_size > 10_000 and "time taken:" in out
     rows = [line for line in out.splitlines() if line[:5].strip().isdigit() and "|" in line]
     assert [int(row.split("|")[0]) for row in rows] == list(range(10))
     assert "The 0/1 network calls" in out and "within / across" in out
