@@ -92,6 +92,16 @@ def _quick_run(name, tmp_path, capsys, monkeypatch):
     return out
 
 
+def _gallery_run(name, tmp_path):
+    """Run a gallery script as a user would, saving its figure; its output."""
+    pytest.importorskip("matplotlib")
+    figure = tmp_path / f"{name}.png"
+    out = _run(f"examples/plot_{name}.py", env={"DNN2GP_FIGURE": str(figure),
+                                                "MPLBACKEND": "Agg"})
+    assert figure.stat().st_size > 10_000 and "time taken:" in out
+    return out
+
+
 def _numbers(line):
     return [float(word) for word in line.replace(",", " ").split() if _is_number(word)]
 
@@ -106,11 +116,7 @@ def _is_number(word):
 
 @pytest.mark.slow
 def test_gallery_toy_classification_gp_view(tmp_path):
-    pytest.importorskip("matplotlib")
-    figure = tmp_path / "toy.png"
-    out = _run("examples/plot_toy_classification_gp_view.py",
-               env={"DNN2GP_FIGURE": str(figure), "MPLBACKEND": "Agg"})
-    assert figure.stat().st_size > 10_000 and "time taken:" in out
+    out = _gallery_run("toy_classification_gp_view", tmp_path)
     line = next(x for x in out.splitlines() if x.startswith("GP view on an"))
     # Theorem 1: the GP's std is the logit's posterior std, to round-off.
     assert _numbers(line.split("std")[-1])[-1] < 1e-6
@@ -131,11 +137,7 @@ def test_snelson_in_between_quick(tmp_path, capsys, monkeypatch):
 
 @pytest.mark.slow
 def test_gallery_digits_kernel(tmp_path):
-    pytest.importorskip("matplotlib")
-    figure = tmp_path / "digits_kernel.png"
-    out = _run("examples/plot_digits_kernel.py",
-               env={"DNN2GP_FIGURE": str(figure), "MPLBACKEND": "Agg"})
-    assert figure.stat().st_size > 10_000 and "time taken:" in out
+    out = _gallery_run("digits_kernel", tmp_path)
     rows = [line for line in out.splitlines() if line[:5].strip().isdigit() and "|" in line]
     assert [int(row.split("|")[0]) for row in rows] == list(range(10))
     assert "The 0/1 network calls" in out and "within / across" in out
@@ -197,11 +199,7 @@ def test_vi_examples_print_their_numbers(tmp_path):
 
 @pytest.mark.slow
 def test_gallery_digits_ood_prints_its_aurocs_and_saves_the_figure(tmp_path):
-    pytest.importorskip("matplotlib")
-    figure = tmp_path / "digits_ood.png"
-    out = _run("examples/plot_digits_ood.py", env={"DNN2GP_FIGURE": str(figure),
-                                                  "MPLBACKEND": "Agg"})
-    assert figure.stat().st_size > 10_000 and "time taken:" in out
+    out = _gallery_run("digits_ood", tmp_path)
     rows = {line[:22].strip(): _numbers(line[22:]) for line in out.splitlines()
             if line.startswith(" ") and len(_numbers(line[22:])) == 2}
     assert set(rows) == {"uniform noise", "shuffled digits", "shifted digits (x10)"}
