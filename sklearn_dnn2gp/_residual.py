@@ -15,8 +15,8 @@ ReLU features on each input, in both directions,
 
 ``a_d = min(|x_d|, |x'_d|)``, ``b_d = max(...)`` (the cubic spline; 0 for
 coordinates of opposite sign), on the inputs standardised with the training rows'
-mean and standard deviation. Its variance grows as ``|x|^3``, faster than any
-ReLU network's logits.
+mean and standard deviation. Its variance grows as ``|x|^3``: its standard
+deviation as ``|x|^1.5``, faster than a ReLU network's logits.
 
 Unlike that paper, which adds the prior of ``f^``, the residual here is conditioned
 on the training inputs with a small noise ``NOISE`` (relative to the kernel's mean
@@ -28,11 +28,12 @@ NLL by 1 % left the far-away confidence at 0.80 (tanh) and 0.92 (relu); conditio
 
 ``s`` is chosen on the training set: the largest on a grid up to which the NLL of
 the training labels, with each row's residual variance that of its leave-one-out
-(the closed form of a GP: ``1 / [(K + tau I)^-1]_ii - tau`` without weights), stays within a factor
-``1 + TOLERANCE`` of the NLL without it. The leave-one-out variance is what a new
-point as close to the data as a training point would get.
+(the closed form of a GP: ``1 / [(K + tau I)^-1]_ii - tau`` without weights),
+stays within a factor ``1 + TOLERANCE`` of the NLL without it. The leave-one-out
+variance is what a new point as close to the data as a training point would get.
 
-Every function here is pure: tensors in, tensors out.
+The functions here are pure (tensors in, tensors out); :class:`ResidualGP` holds
+the standardisation and the Cholesky factor a fitted classifier keeps.
 """
 
 import numpy as np
