@@ -64,9 +64,9 @@ def test_examples_quick_runs(script, tmp_path):
 
 
 @pytest.mark.slow
-def test_cnn_example_quick_run():
-    out = _run("examples/cnn_digits.py", "--quick")
-    assert "SmallCNN" in out and "probit" in out and "kernel: mean within a class" in out
+def test_gallery_cnn_digits_short_run(tmp_path):
+    out = _gallery_run("cnn_digits", tmp_path)
+    assert "SmallCNN" in out and "meanfield" in out and "kernel: mean within a class" in out
     accuracy = float(out.split("test accuracy ")[1].split(",")[0])
     assert accuracy > 0.8
 
