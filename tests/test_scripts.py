@@ -79,19 +79,6 @@ def _example(name):
     return module
 
 
-def _quick_run(name, tmp_path, capsys, monkeypatch):
-    """Run an example's ``--quick`` setting in this process; its output and figure."""
-    pytest.importorskip("matplotlib")
-    # As when run as a script: its own folder (with the shared _sweep.py) on the path.
-    monkeypatch.syspath_prepend(str(ROOT / "examples"))
-    figure = tmp_path / f"{name}.png"
-    _example(name).main(["--quick", "--output", str(figure)])
-    out = capsys.readouterr().out
-    assert f"figure saved to {figure.resolve()}" in out and "time taken:" in out
-    assert figure.stat().st_size > 10_000
-    return out
-
-
 def _gallery_run(name, tmp_path):
     """Run a gallery script as a user would, saving its figure; its output."""
     pytest.importorskip("matplotlib")
@@ -124,10 +111,10 @@ def test_gallery_toy_classification_gp_view(tmp_path):
 
 
 @pytest.mark.slow
-def test_snelson_in_between_quick(tmp_path, capsys, monkeypatch):
+def test_gallery_snelson_in_between_short_run(tmp_path):
     if not (default_data_dir() / "snelson_train_inputs.txt").exists():
         pytest.skip(f"Snelson data not found under {default_data_dir()}")
-    out = _quick_run("snelson_in_between", tmp_path, capsys, monkeypatch)
+    out = _gallery_run("snelson_in_between", tmp_path)
     rows = {line[:20].strip(): _numbers(line[20:]) for line in out.splitlines()
             if line.startswith(("DNN2GP-", "MC diagonal", "GP-RBF")) and "(" not in line}
     assert set(rows) == {"DNN2GP-Laplace", "DNN2GP-VI", "MC diagonal Laplace", "GP-RBF"}
