@@ -113,7 +113,7 @@ def red_wine_split0():
 
 
 def toy_fig5():
-    """Data set 0 of Fig. 5 (examples/marglik_synthetic.py): its own split."""
+    """Data set 0 of Fig. 5 (examples/plot_marglik_synthetic.py): its own split."""
     data = np.load(default_data_dir() / "toy_marglik_delta_datasets.npz")
     return (data["x_train"][0][:, None], data["x_test"][0][:, None],
             data["y_train"][0], data["y_test"][0])
