@@ -44,7 +44,7 @@ numpydoc_validation_checks = {"PR01", "PR02", "GL08", "SS01", "SS02", "SS03", "G
 # The examples that read the reference data run only where the data are: elsewhere
 # their pages show the code without its output.
 extensions.append("sphinx_gallery.gen_gallery")
-_needs_data = ("snelson_in_between", "in_between_vi", "marglik_synthetic")
+_needs_data = ("snelson_in_between", "in_between_vi", "marglik_synthetic", "marglik_wine")
 _data = default_data_dir() / "snelson_train_inputs.txt"
 sphinx_gallery_conf = {
     "examples_dirs": "../examples",

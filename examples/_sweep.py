@@ -1,6 +1,7 @@
 """What the examples share: the summary table of a hyperparameter sweep (for the
 two marginal-likelihood examples; its panel is a
-:class:`~sklearn_dnn2gp.plotting.EvidenceDisplay`), and getting and saving a figure.
+:class:`~sklearn_dnn2gp.plotting.EvidenceDisplay`), and saving a figure for the
+README (``DNN2GP_FIGURE``).
 
 Not an example itself; the examples import it from this folder (a script's own
 folder is on ``sys.path`` when it runs).
@@ -66,19 +67,6 @@ def summarise(name, grid, results, groups, units):
     print(f"evidence selection per {groups[:-1]}: test MSE {pg_m:.4f} +- {pg_s:.4f}")
     return {"lml": (lml_m, lml_s), "train": (tr_m, tr_s), "test": (te_m, te_s),
             "by_evidence": by_evidence, "by_test": by_test}
-
-
-def pyplot():
-    """matplotlib's pyplot on the file-only Agg backend, or None when it is missing."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("matplotlib is not installed; no figure.")
-        return None
-    return plt
 
 
 def save_figure(figure, path, dpi):
