@@ -48,8 +48,14 @@ def make_gap_regression(n_samples=100, noise=0.1, gap=(-1.0, 1.0), bounds=(-4.0,
 
 
 def default_data_dir():
-    """Folder of the reference data files: ``$SKLEARN_DNN2GP_DATA``, else
-    ``shared/data`` beside the repository checkout."""
+    """Folder of the reference data files.
+
+    Returns
+    -------
+    path : pathlib.Path
+        ``$SKLEARN_DNN2GP_DATA``, else ``shared/data`` beside the repository
+        checkout.
+    """
     env = os.environ.get("SKLEARN_DNN2GP_DATA")
     return Path(env) if env else Path(__file__).resolve().parents[2] / "shared" / "data"
 
