@@ -39,6 +39,8 @@ the standardisation and the Cholesky factor a fitted classifier keeps.
 import numpy as np
 import torch
 
+from ._temperature import largest_within
+
 #: The candidate scales: none, and half decades from 1e-4 to 1e4.
 SCALES = np.concatenate([[0.0], np.logspace(-4, 4, 17)])
 #: The residual's observation noise at the training inputs, relative to the mean of
@@ -154,7 +156,4 @@ def select_scale(scales, nll, tolerance=TOLERANCE):
     stays within ``nll[0] (1 + tolerance)``; 0 where ``nll[0]`` is not finite."""
     if not np.isfinite(nll[0]):
         return 0.0
-    passes = np.isfinite(nll) & (nll <= nll[0] + tolerance * abs(nll[0]))
-    failed = np.flatnonzero(~passes)
-    last = len(passes) - 1 if failed.size == 0 else failed[0] - 1
-    return float(scales[last])
+    return float(largest_within(scales, nll, 0, tolerance))

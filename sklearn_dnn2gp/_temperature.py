@@ -75,18 +75,18 @@ def mean_nll(log_proba, y, likelihood, weights=None):
     return _mean_nll(log_proba, codes, weights)
 
 
-def training_rows(n_rows, weights, random_state, device, n_outputs=1):
+def training_rows(n_rows, weights, random_state, device, n_outputs=1, min_rows=MIN_ROWS):
     """The training rows the choice reads, and the observations they stand for
     (sample weights count as repetitions, as in the training loss): at most
     ``MAX_ROWS`` (and ``MAX_ROW_OUTPUTS / n_outputs``) of the rows of positive
     weight, a random subset under ``random_state``; rows None when there are
-    fewer than ``MIN_ROWS`` observations."""
+    fewer than ``min_rows`` observations."""
     limit = min(MAX_ROWS, max(5 * MIN_ROWS, MAX_ROW_OUTPUTS // n_outputs))
     rows = torch.arange(n_rows, device=device)
     n_observations = len(rows) if weights is None else float(weights.sum())
     if weights is not None:
         rows = rows[weights > 0]
-    if n_observations < MIN_ROWS:
+    if n_observations < min_rows:
         return None, n_observations
     if len(rows) > limit:
         generator = make_generator(random_state)
@@ -126,7 +126,7 @@ def temperature_criteria(f, var, y, likelihood, log_proba, temperatures, weights
     return np.array(loo), np.array(fit)
 
 
-def _largest_within(temperatures, criterion, start, tolerance):
+def largest_within(temperatures, criterion, start, tolerance):
     """The largest temperature up to which the criterion, from index ``start`` on,
     stays within ``criterion[start] (1 + tolerance)`` (non-finite values fail)."""
     bound = criterion[start] + tolerance * abs(criterion[start])
@@ -149,7 +149,7 @@ def select_temperature(temperatures, loo_nll, fit_nll, *, loo_tolerance=0.01,
     if not finite.any() or not np.isfinite(fit_nll[0]):
         return None
     best = int(np.flatnonzero(finite)[np.argmin(loo_nll[finite])])
-    by_loo = _largest_within(temperatures, loo_nll, best, loo_tolerance)
-    by_fit = _largest_within(temperatures, fit_nll, 0, fit_tolerance)
+    by_loo = largest_within(temperatures, loo_nll, best, loo_tolerance)
+    by_fit = largest_within(temperatures, fit_nll, 0, fit_tolerance)
     floor = temperatures[temperatures > 0].min()
     return float(max(min(by_loo, by_fit), floor))

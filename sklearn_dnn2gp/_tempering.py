@@ -142,21 +142,19 @@ class TemperatureMixin:
             return
         rows = data["rows"]
         if rows is None:
-            # A fixed scale: the same subset, or on a few rows all of them.
+            # A fixed scale: the same subset the criteria read, or on a few rows all.
             rows, _ = training_rows(X_t.shape[0], w_t, self._fitted("random_state"),
-                                    X_t.device, self._n_outputs)
-        if rows is None:
-            rows = torch.arange(X_t.shape[0], device=X_t.device)
-            rows = rows if w_t is None else rows[w_t > 0]
+                                    X_t.device, self._n_outputs, min_rows=0)
         residual = ResidualGP(X_t.to(torch.float64), X_t[rows].to(torch.float64),
                               None if w_t is None else w_t.to(torch.float64),
                               None if w_t is None else w_t[rows].to(torch.float64))
         if scale == "auto":
             loo = residual.leave_one_out_variance().to(data["f"].device)
+            log_proba = self._criterion_log_proba()
             nll = np.array([
-                mean_nll(self._criterion_log_proba()(
-                    data["f"], add_residual(data["var"] * self.temperature_, s * loo)),
-                    data["targets"], self.likelihood_, data["weights"])
+                mean_nll(log_proba(data["f"],
+                                   add_residual(data["var"] * self.temperature_, s * loo)),
+                         data["targets"], self.likelihood_, data["weights"])
                 for s in RESIDUAL_SCALES])
             scale = select_scale(RESIDUAL_SCALES, nll)
             self.residual_curve_ = {"scale": RESIDUAL_SCALES.copy(), "fit_nll": nll}

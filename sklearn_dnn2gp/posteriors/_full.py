@@ -148,6 +148,13 @@ class FullPosterior(Gaussian):
             return self._cache["gram"]
         return self._factor("gram_factors", gram)
 
+    def _woodbury(self):
+        """The Gram factor and the whitened Jacobian ``M`` that Woodbury's identity
+        needs (function space, while ``M`` is kept), or None."""
+        M = self._cache.get("jacobian") if self.space == "function" else None
+        K = None if M is None else self._gram_factor()
+        return None if K is None else (K, M)
+
     def cholesky(self):
         """The lower Cholesky factor of ``s G + delta I``, or None where the spectrum
         serves instead.
@@ -214,14 +221,13 @@ class FullPosterior(Gaussian):
     def functional_variance(self, J):
         """``J_i Sigma J_i^T`` for Jacobians ``J`` of shape (b, K, P): (b, K, K)."""
         J = J.to(torch.float64)
-        K = (self._gram_factor() if self.space == "function"
-             and self._cache.get("jacobian") is not None else None)
-        if K is not None:
+        woodbury = self._woodbury()
+        if woodbury is not None:
             # Woodbury with the Gram factor the evidence already holds, as in
             # covariance_product: J Sigma J^T = (J J^T - s T^T T) / delta with
             # T = K^-1 M J^T. O(n P b K), where the SVD it spares cost O(n^2 P) (on
             # breast_cancer most of the temperature's choice).
-            M = self._cache["jacobian"]
+            K, M = woodbury
             T = torch.linalg.solve_triangular(K, M @ J.reshape(-1, J.shape[-1]).T,
                                               upper=False)
             T = T.T.reshape(J.shape[0], J.shape[1], -1)
@@ -258,12 +264,11 @@ class FullPosterior(Gaussian):
     def covariance_product(self, v):
         """``Sigma v`` for a P-vector ``v``, without forming ``Sigma``."""
         v = v.to(torch.float64)
-        K = (self._gram_factor() if self.space == "function"
-             and self._cache.get("jacobian") is not None else None)
-        if K is not None:
+        woodbury = self._woodbury()
+        if woodbury is not None:
             # Woodbury: (s M^T M + delta I)^-1 v = (v - s M^T (s M M^T + delta I)^-1 M v)
             # / delta, with the Gram factor the evidence already holds.
-            M = self._cache["jacobian"]
+            K, M = woodbury
             inner = torch.cholesky_solve((M @ v)[:, None], K)[:, 0]
             return (v - self.curvature_scale * (M.T @ inner)) / self.prior_precision
         L = self.cholesky()
