@@ -148,6 +148,7 @@ def test_sweep_table(capsys):
     ("benchmarks/bench_large_kron.py", "MAP plug-in"),
     ("benchmarks/bench_laplace_torch.py", "kron, matched"),
     ("benchmarks/bench_ood.py", "chosen T"),
+    ("benchmarks/bench_evidence_structures.py", "Each evidence's maximiser"),
 ])
 def test_benchmarks_quick_runs(script, expected):
     if script.endswith("bench_laplace_torch.py"):
