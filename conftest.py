@@ -1,4 +1,5 @@
-"""pytest settings for every test: tests/, the package's doctests and README.rst."""
+"""pytest settings for every test: tests/, the package's doctests, README.rst and the
+user guide's pages."""
 
 import os
 

@@ -1,7 +1,7 @@
 """What the examples share: the summary table of a hyperparameter sweep (for the
 two marginal-likelihood examples; its panel is a
 :class:`~sklearn_dnn2gp.plotting.EvidenceDisplay`), and saving a figure for the
-README (``DNN2GP_FIGURE``).
+user guide (``DNN2GP_FIGURE``).
 
 Not an example itself; the examples import it from this folder (a script's own
 folder is on ``sys.path`` when it runs).
@@ -71,7 +71,7 @@ def summarise(name, grid, results, groups, units):
 
 def save_figure(figure, path, dpi):
     """Save ``figure`` as a PNG of 256 colours (a third of the size for the same
-    picture: the README shows them), close it and say where it is."""
+    picture: the user guide shows them), close it and say where it is."""
     import matplotlib.pyplot as plt
     from PIL import Image  # matplotlib's own dependency
 

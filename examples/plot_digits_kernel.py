@@ -119,7 +119,7 @@ for row, (name, clf) in zip(axes, networks.items()):
         ax.set_title(title, fontsize=10)
 print(f"time taken: {time.perf_counter() - start:.0f} s")
 
-# The README's figure: ``DNN2GP_FIGURE=docs/digits_kernel.png python
+# The user guide's figure: ``DNN2GP_FIGURE=docs/digits_kernel.png python
 # examples/plot_digits_kernel.py``.
 if os.environ.get("DNN2GP_FIGURE"):
     from _sweep import save_figure  # a PNG of 256 colours, a third of the size

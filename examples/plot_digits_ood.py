@@ -93,7 +93,7 @@ for key in X_out:
     print(f"{key:>22} " + " ".join(f"{d.auroc_[key]:16.3f}" for d in displays.values()))
 print(f"time taken: {time.perf_counter() - start:.0f} s")
 
-# The README's figure: ``DNN2GP_FIGURE=docs/digits_ood.png python
+# The user guide's figure: ``DNN2GP_FIGURE=docs/digits_ood.png python
 # examples/plot_digits_ood.py``.
 if os.environ.get("DNN2GP_FIGURE"):
     from _sweep import save_figure  # a PNG of 256 colours, a third of the size
@@ -109,4 +109,4 @@ if os.environ.get("DNN2GP_FIGURE"):
 # 0.29 and 0.04: it is more confident on every out-of-distribution set than on
 # the test digits.
 # Over 5 splits and with ReLU networks too, ``benchmarks/bench_ood.py`` gives the
-# same picture (the README's table).
+# same picture (the user guide's table).

@@ -150,7 +150,7 @@ fig.suptitle("Snelson data without $1.5 \\leq x \\leq 3$ (grey): mean $\\pm$ 1 s
              fontsize=10)
 print(f"time taken: {time.perf_counter() - start:.0f} s")
 
-# The README's figure: ``DNN2GP_EXAMPLES_FULL=1 DNN2GP_FIGURE=docs/snelson_in_between.png
+# The user guide's figure: ``DNN2GP_EXAMPLES_FULL=1 DNN2GP_FIGURE=docs/snelson_in_between.png
 # python examples/plot_snelson_in_between.py``.
 if os.environ.get("DNN2GP_FIGURE"):
     from _sweep import save_figure  # a PNG of 256 colours, a third of the size

@@ -125,7 +125,7 @@ for ax, values, levels, cmap, title in (
     bottom.colorbar(image, ax=ax)
 print(f"time taken: {time.perf_counter() - start:.0f} s")
 
-# The README's figure: ``DNN2GP_FIGURE=docs/toy_classification_gp_view.png python
+# The user guide's figure: ``DNN2GP_FIGURE=docs/toy_classification_gp_view.png python
 # examples/plot_toy_classification_gp_view.py``.
 if os.environ.get("DNN2GP_FIGURE"):
     from _sweep import save_figure  # a PNG of 256 colours, a third of the size
