@@ -178,16 +178,15 @@ class DNN2GPClassifier(ClassifierMixin, TemperatureMixin, BaseDNN2GP):
         "residual_scale": [Interval(Real, 0, None, closed="left"), StrOptions({"auto"})],
     }
 
-    def __init__(self, hidden_layer_sizes=(50,), activation="tanh", *, prior_precision="auto",
-                 prior_structure="scalar", evidence_search="retrain",
+    def __init__(self, hidden_layer_sizes=(50,), activation="tanh", *, module=None,
+                 prior_precision="auto", prior_structure="scalar", evidence_search="retrain",
                  link_approximation="meanfield", temperature="auto", residual_scale="auto",
-                 link_samples=100,
-                 posterior="auto", inference="laplace", vi_method="vogn", mc_samples="auto",
-                 precision_rate=None, initial_precision="auto", solver="auto", max_iter=5000,
+                 link_samples=100, posterior="auto", subset_of_weights="all",
+                 inference="laplace", vi_method="vogn", mc_samples="auto", precision_rate=None,
+                 initial_precision="auto", solver="auto", max_iter=5000,
                  learning_rate_init="auto", batch_size="auto", tol=1e-5, n_iter_no_change=10,
                  random_state=None, device="auto", dtype="float64", verbose=0, callback=None,
-                 warm_start=False, n_threads="auto", subset_of_weights="all", module=None,
-                 momentum=0.9):
+                 warm_start=False, n_threads="auto", momentum=0.9):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.prior_precision = prior_precision
@@ -309,7 +308,7 @@ class DNN2GPClassifier(ClassifierMixin, TemperatureMixin, BaseDNN2GP):
 
     @scoped_threads
     def decision_function(self, X):
-        """Scores whose sign (binary) or argmax (multiclass) is :meth:`predict`.
+        """Compute scores whose sign (binary) or argmax (multiclass) is :meth:`predict`.
 
         They rank like :meth:`predict_proba` with the estimator's
         ``link_approximation``: the raw logits for ``'plugin'``, the
@@ -324,8 +323,9 @@ class DNN2GPClassifier(ClassifierMixin, TemperatureMixin, BaseDNN2GP):
 
         Returns
         -------
-        scores : ndarray of shape (n_samples,) for two classes (the positive
-            class), else (n_samples, n_classes).
+        scores : ndarray of shape (n_samples,) or (n_samples, n_classes)
+            The positive class's scores for two classes, else one column per
+            class.
         """
         check_is_fitted(self)
         X = self._validate_X(X)

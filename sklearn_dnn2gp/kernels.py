@@ -225,7 +225,14 @@ class NTKKernel(Kernel):
         return self.scale * np.einsum("ij,ij->i", phi, phi)
 
     def is_stationary(self):
-        """False: the NTK depends on where the inputs are, not only on their difference."""
+        """Whether the kernel is stationary.
+
+        Returns
+        -------
+        bool
+            False: the NTK depends on where the inputs are, not only on their
+            difference.
+        """
         return False
 
     def __truediv__(self, b):

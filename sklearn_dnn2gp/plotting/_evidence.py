@@ -153,8 +153,16 @@ class EvidenceDisplay:
         train_error, test_error : array-like of shape (n_candidates,), default=None
             Errors of the candidates in the order of ``results_`` (the search
             keeps no networks but the best, so they are the caller's).
-        error_name, ax, xscale, mark_best, legend
-            As in the constructor and :meth:`plot`.
+        error_name : str, default='error'
+            What the errors are, as in the constructor.
+        ax : matplotlib Axes, default=None
+            As in :meth:`plot`.
+        xscale : {'log', 'log2', 'linear'}, default=None
+            As in :meth:`plot`.
+        mark_best : bool, default=True
+            As in :meth:`plot`.
+        legend : bool, default=True
+            As in :meth:`plot`.
 
         Returns
         -------
@@ -209,8 +217,16 @@ class EvidenceDisplay:
             The column of the evidence.
         train_error, test_error : str, default=None
             The columns of the errors.
-        error_name, ax, xscale, mark_best, legend
-            As in the constructor and :meth:`plot`.
+        error_name : str, default='error'
+            What the errors are, as in the constructor.
+        ax : matplotlib Axes, default=None
+            As in :meth:`plot`.
+        xscale : {'log', 'log2', 'linear'}, default=None
+            As in :meth:`plot`.
+        mark_best : bool, default=True
+            As in :meth:`plot`.
+        legend : bool, default=True
+            As in :meth:`plot`.
 
         Returns
         -------

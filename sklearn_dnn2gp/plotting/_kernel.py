@@ -110,7 +110,11 @@ class KernelDisplay:
         normalize : bool, default=False
             Draw ``k(x, x') / sqrt(k(x, x) k(x', x'))``, which shows
             similarity regardless of each example's scale.
-        ax, cmap, colorbar
+        ax : matplotlib Axes, default=None
+            As in :meth:`plot`.
+        cmap : str or Colormap, default='RdBu_r'
+            As in :meth:`plot`.
+        colorbar : bool, default=True
             As in :meth:`plot`.
 
         Returns

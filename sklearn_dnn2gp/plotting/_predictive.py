@@ -171,7 +171,15 @@ class PredictiveDisplay:
             band are drawn too, e.g. a ``GaussianProcessRegressor``.
         reference_name : str, default=None
             Defaults to the class name of ``reference``.
-        n_std, ax, name, color, legend
+        n_std : float, default=2
+            As in :meth:`plot`.
+        ax : matplotlib Axes, default=None
+            As in :meth:`plot`.
+        name : str, default=None
+            As in :meth:`plot`.
+        color : str, default='C0'
+            As in :meth:`plot`.
+        legend : bool, default=True
             As in :meth:`plot`.
 
         Returns

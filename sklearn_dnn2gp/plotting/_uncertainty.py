@@ -177,7 +177,13 @@ class UncertaintyDisplay:
         mean : bool, default=True
             Also draw the predictive mean (class probabilities; for the sum
             over classes, the largest probability).
-        ax, cmap, vmax, colorbar
+        ax : sequence of matplotlib Axes, default=None
+            As in :meth:`plot`.
+        cmap : str or Colormap, default='Reds'
+            As in :meth:`plot`.
+        vmax : float, default=None
+            As in :meth:`plot`.
+        colorbar : bool, default=True
             As in :meth:`plot`.
 
         Returns
