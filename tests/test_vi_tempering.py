@@ -1,5 +1,5 @@
-"""VI at a temperature: VOGN's draws from the tempered q, and the classifier's
-``temperature`` as the temperature VI trains at."""
+"""VI at a temperature: VOGN's draws from the tempered q, and the estimators'
+``temperature`` as the temperature VI trains at (and the regressor's predictive)."""
 
 import numpy as np
 import pytest
@@ -7,8 +7,10 @@ import torch
 from sklearn.datasets import make_moons
 from sklearn.exceptions import ConvergenceWarning
 
+from sklearn_dnn2gp import DNN2GPRegressor
 from sklearn_dnn2gp._network import flat_parameters
 from sklearn_dnn2gp._vi import antithetic_sample
+from sklearn_dnn2gp.datasets import make_gap_regression
 from sklearn_dnn2gp.posteriors import FullPosterior
 
 from ._helpers import FixedClassifier
@@ -142,3 +144,50 @@ def test_warnings_of_the_map_start_say_so(moons):
     assert any(m.startswith("The MAP that VI starts from: L-BFGS reached max_iter=3")
                for m in messages)
     assert any(m.startswith("VOGN reached max_iter=3") for m in messages)
+
+
+# ----------------------------------------------------------------- the regressor
+@pytest.fixture(scope="module")
+def gap():
+    return make_gap_regression(n_samples=60, noise=0.1, random_state=0)
+
+
+def _regressor(**params):
+    return DNN2GPRegressor(hidden_layer_sizes=(5,), prior_precision=1.0, noise_std=0.1,
+                           random_state=0, **params)
+
+
+@pytest.mark.parametrize("temperature", [0.0, 0.25])
+def test_regressor_temperature_scales_the_epistemic_part_only(gap, temperature):
+    # Laplace trains the same MAP at any T; the predictive's latent covariance is
+    # T J Sigma J^T, the noise and the evidence stay.
+    X, y = gap
+    plain, tempered = _regressor().fit(X, y), _regressor(temperature=temperature).fit(X, y)
+    assert plain.temperature_ == 1.0 and tempered.temperature_ == temperature
+    X_new = np.array([[-2.0], [0.0], [2.5]])
+    epistemic, aleatoric = plain.predict_uncertainty(X_new)
+    tempered_epistemic, tempered_aleatoric = tempered.predict_uncertainty(X_new)
+    np.testing.assert_allclose(tempered_epistemic, temperature * epistemic, rtol=1e-12)
+    np.testing.assert_array_equal(tempered_aleatoric, aleatoric)
+    _, std = tempered.predict(X_new, return_std=True)
+    np.testing.assert_allclose(std**2, temperature * epistemic + aleatoric, rtol=1e-12)
+    _, cov = plain.predict(X_new, return_cov=True)
+    _, tempered_cov = tempered.predict(X_new, return_cov=True)
+    noise = 0.1**2 * np.eye(3)
+    np.testing.assert_allclose(tempered_cov - noise, temperature * (cov - noise),
+                               rtol=1e-12, atol=1e-15)
+    assert tempered.log_marginal_likelihood_ == plain.log_marginal_likelihood_
+    np.testing.assert_array_equal(tempered.kernel(X_new), plain.kernel(X_new))
+
+
+@pytest.mark.filterwarnings("ignore:.*reached max_iter:sklearn.exceptions.ConvergenceWarning")
+def test_regressor_vi_trains_at_its_temperature(gap):
+    # As for the classifier: at T = 0 every draw is the mean, so with full batches
+    # VOGN takes OGN's steps exactly, which it does not at T = 1.
+    X, y = gap
+    fits = {(method, T): _regressor(inference="vi", vi_method=method, temperature=T,
+                                    max_iter=30, batch_size=len(y)).fit(X, y)
+            for method, T in [("vogn", 0.0), ("ogn", 0.0), ("vogn", 1.0)]}
+    means = {key: fit.posterior_.mean for key, fit in fits.items()}
+    torch.testing.assert_close(means["vogn", 0.0], means["ogn", 0.0], rtol=0, atol=0)
+    assert not torch.equal(means["vogn", 1.0], means["ogn", 0.0])
