@@ -11,7 +11,7 @@ the script computes, on the test set, the test NLL, its ratio to the plug-in's
   covariance tempered at ``temperature_`` plus the residual GP's variance at
   ``residual_scale_``, both chosen by ``fit`` from the training set
   (:mod:`sklearn_dnn2gp._temperature`, :mod:`sklearn_dnn2gp._residual`); ``--link``
-  sets another link for it;
+  sets another link for it, ``--last-layer`` ``subset_of_weights='last_layer'``;
 * ``no residual``: the same network and temperature with ``residual_scale=0``;
 * ``probit T=1``: the probit link of the untempered posterior;
 * ``probit``, ``mc``: the probit and the Monte-Carlo link (100 draws) at the same
@@ -119,13 +119,12 @@ def metrics(name, log_proba, codes):
     return row
 
 
-def one_split(name, activation, split, grid, timing, link=None):
+def one_split(name, activation, split, grid, timing, params=None):
     X, y = DATASETS[name]()
     X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.3, stratify=y,
                                                         random_state=split)
-    options = {} if link is None else {"link_approximation": link}
     model = make_pipeline(StandardScaler(), DNN2GPClassifier(
-        random_state=0, activation=activation, **options))
+        random_state=0, activation=activation, **(params or {})))
     model.fit(X_train, y_train)
     info = {"T": model[-1].temperature_, "s": model[-1].residual_scale_}
     # The same network (deterministic under random_state) without the residual.
@@ -174,12 +173,13 @@ def one_split(name, activation, split, grid, timing, link=None):
     return rows, info
 
 
-def run(name, activation, splits, grid, link=None):
+def run(name, activation, splits, grid, params=None):
     """Fit and print one data set and activation; return the table's rows and the run's
     chosen temperatures, time ratio and (with ``grid``) criteria."""
     results, infos = [], []
     for split in range(splits):
-        rows, info = one_split(name, activation, split, grid, timing=split == 0, link=link)
+        rows, info = one_split(name, activation, split, grid, timing=split == 0,
+                               params=params)
         results.append(rows)
         infos.append(info)
     print(f"\n## {name}, {activation} ({splits} split{'s' * (splits > 1)}; chosen T "
@@ -225,13 +225,18 @@ def main(argv=None):
     options.add_argument("--link", default=None,
                          help="the estimator's link_approximation for the row 'default' "
                               "(default: the estimator's default)")
+    options.add_argument("--last-layer", action="store_true",
+                         help="the estimator with subset_of_weights='last_layer'")
     args = setup(options.parse_args(argv), argv)
+    params = {} if args.link is None else {"link_approximation": args.link}
+    if args.last_layer:
+        params["subset_of_weights"] = "last_layer"
     if args.quick:
         args.datasets, args.activations = ["moons"], ["tanh"]
     results, runs = [], []
     for name in args.datasets:
         for activation in args.activations:
-            rows, info = run(name, activation, args.splits, args.grid, args.link)
+            rows, info = run(name, activation, args.splits, args.grid, params)
             results += rows
             runs.append(info)
     write_json(args, results, runs=runs)
