@@ -150,9 +150,9 @@ class DNN2GPRegressor(RegressorMixin, BaseDNN2GP):
     def __init__(self, hidden_layer_sizes=(50,), activation="tanh", *, module=None,
                  prior_precision="auto", prior_structure="scalar", evidence_search="retrain",
                  noise_std="auto", normalize_y=True, temperature=1.0, posterior="auto",
-                 subset_of_weights="all",
-                 inference="laplace", vi_method="vogn", mc_samples="auto", precision_rate=None,
-                 initial_precision="auto", solver="auto", max_iter=5000,
+                 subset_of_weights="all", inference="laplace", vi_method="vogn",
+                 mc_samples="auto", precision_rate=None, initial_precision="auto", solver="auto",
+                 max_iter=5000,
                  learning_rate_init="auto", batch_size="auto", tol=1e-5, n_iter_no_change=10,
                  random_state=None, device="auto", dtype="float64", verbose=0, callback=None,
                  warm_start=False, n_threads="auto", momentum=0.9):

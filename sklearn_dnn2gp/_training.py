@@ -241,7 +241,8 @@ def _train_lbfgs(module, likelihood, X, y, weights, prior_precision, max_iter, t
         warnings.warn(
             f"L-BFGS reached max_iter={max_iter} with a gradient of max-norm "
             f"{grad_norm:.3g} > {threshold:.3g} (tol={tol:g} per unit of sample weight); "
-            "increase max_iter.",
+            "increase max_iter, or standardise X (StandardScaler in a Pipeline): "
+            "L-BFGS converges slowly on features that are not centred and scaled.",
             ConvergenceWarning,
         )
     return evaluations, n_iter
